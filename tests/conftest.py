@@ -1,0 +1,40 @@
+"""Shared test fixtures: where the shared assets are, a few real photos, bpy's user folders in tmp."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def _assets_root() -> Path:
+    root = Path(os.environ.get("FACEALBEDO_ASSETS", PROJECT.parent / "shared" / "assets"))
+    if not (root / "ict_facekit").is_dir():
+        # Never a silent skip: without the shared assets the tests cannot say anything.
+        raise pytest.UsageError(
+            f"shared test assets not found at {root}: set FACEALBEDO_ASSETS=../shared/assets")
+    os.environ["FACEALBEDO_ASSETS"] = str(root)
+    return root
+
+
+ASSETS = _assets_root()
+FACES = ASSETS / "faces"
+
+
+@pytest.fixture(scope="session")
+def assets_root() -> Path:
+    return ASSETS
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    return FACES
+
+
+@pytest.fixture(scope="session")
+def face_model():
+    from inference_core.facemodel import load_face_model
+
+    return load_face_model()
