@@ -1,0 +1,203 @@
+"""Evaluation: metric functions on constructed cases with known answers, set parsing, a small real run."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from inference_core.evaluation import metrics
+from inference_core.evaluation.datasets import lighting_groups, load_set
+from inference_core.evaluation.rerender import SurfaceView, rerender, sample_uv_maps
+
+RNG = np.random.default_rng(7)
+
+
+def _image(height: int = 48, width: int = 40) -> np.ndarray:
+    return RNG.uniform(0.1, 0.9, (height, width, 3)).astype(np.float32)
+
+
+def _full_mask(image: np.ndarray) -> np.ndarray:
+    return np.ones(image.shape[:2], bool)
+
+
+# --- re-render metrics --------------------------------------------------------------------------------
+
+def test_identical_images_are_perfect():
+    image = _image()
+    mask = _full_mask(image)
+    assert metrics.psnr(image, image, mask) == math.inf
+    assert metrics.ssim(image, image, mask) == pytest.approx(1.0)
+    assert metrics.scale_invariant_mse(image, image, mask) == 0.0
+
+
+def test_known_gain_is_free_for_the_scale_invariant_error_only():
+    photo = _image()
+    mask = _full_mask(photo)
+    gains = np.array([0.5, 0.8, 1.25], np.float32)
+    rendered = photo * gains
+    expected_mse = np.mean((photo * (gains - 1)) ** 2)
+    assert metrics.psnr(rendered, photo, mask) == pytest.approx(-10 * math.log10(expected_mse), rel=1e-5)
+    assert metrics.scale_invariant_mse(rendered, photo, mask) == pytest.approx(0.0, abs=1e-12)
+    assert metrics.channel_gains(rendered, photo, mask) == pytest.approx(1 / gains, rel=1e-5)
+
+
+def test_known_offset_and_known_pixel_shift():
+    photo = _image()
+    mask = _full_mask(photo)
+    assert metrics.psnr(photo + 0.1, photo, mask) == pytest.approx(20.0, rel=1e-4)  # MSE 0.01
+    # A checkerboard of 0.3 / 0.7 shifted by one pixel differs by 0.4 everywhere: PSNR = -20 log10(0.4).
+    yy, xx = np.mgrid[:32, :32]
+    board = np.where((yy + xx) % 2 == 0, 0.3, 0.7)[..., None].repeat(3, axis=-1)
+    shifted = np.roll(board, 1, axis=1)
+    board_mask = _full_mask(board)
+    assert metrics.psnr(shifted, board, board_mask) == pytest.approx(-20 * math.log10(0.4), rel=1e-9)
+    assert metrics.ssim(shifted, board, board_mask) < 0.0  # anti-correlated structure
+    assert metrics.scale_invariant_mse(shifted, board, board_mask) > 0.01
+
+
+def test_metrics_look_only_inside_the_mask():
+    photo = _image()
+    rendered = photo.copy()
+    rendered[:, :10] = 0.0  # garbage outside the face
+    mask = _full_mask(photo)
+    mask[:, :10] = False
+    assert metrics.psnr(rendered, photo, mask) == math.inf
+    assert metrics.ssim(rendered, photo, mask) > 0.9  # windows at the mask edge see a little garbage
+    assert math.isnan(metrics.psnr(rendered, photo, np.zeros_like(mask)))
+
+
+# --- SH shading and de-lighting -----------------------------------------------------------------------
+
+def _sphere_view(size: int) -> tuple[SurfaceView, np.ndarray]:
+    """A view of a hemisphere whose pixels sit exactly on the texel centres of a one-tile UV map."""
+    rows, cols = np.mgrid[:size, :size]
+    x = (cols + 0.5) / size * 2 - 1
+    y = (rows + 0.5) / size * 2 - 1
+    inside = x ** 2 + y ** 2 < 0.95
+    normals = np.stack([x, y, -np.sqrt(np.clip(1 - x ** 2 - y ** 2, 0, 1))], axis=-1)[inside]  # towards camera
+    uv = np.stack([(cols + 0.5) / size, 1 - (rows + 0.5) / size], axis=-1)[inside]
+    view = SurfaceView(mask=inside, tile_index=np.zeros(inside.sum(), np.int64), uv=uv,
+                       normals_camera=normals.astype(np.float32))
+    return view, normals
+
+
+def test_known_sh_light_rerenders_and_delights_exactly():
+    size = 24
+    view, normals = _sphere_view(size)
+    # A white ambient light plus a reddish light from camera-space direction d (band 0 and 1 only):
+    # shading = E/pi = c0 Y00 + (2/3) * 0.488603 * (c_y n_y + c_z n_z + c_x n_x), written out here
+    # independently of render.sh so that the convention is checked, not repeated.
+    c0 = np.array([3.0, 2.8, 2.6])
+    d = np.array([0.3, -0.4, -0.866])
+    c1 = np.outer(d, [0.9, 0.5, 0.4])  # rows x, y, z
+    sh = np.zeros((9, 3))
+    sh[0], sh[1], sh[2], sh[3] = c0, c1[1], c1[2], c1[0]
+    expected_shading = c0 * 0.282095 + (2 / 3) * 0.488603 * (normals @ c1)
+    assert expected_shading.min() > 0.1  # lit everywhere
+    albedo_uv = RNG.uniform(0.2, 0.8, (1, size, size, 3))
+    photo = albedo_uv[0][view.mask] * expected_shading
+
+    lit = rerender(view, albedo_uv, sh)
+    assert np.allclose(lit.image[view.mask], photo, atol=1e-5)
+    # De-lighting the photo with the known shading gives the exact albedo back.
+    delit = photo / lit.shading[view.mask]
+    assert np.allclose(delit, albedo_uv[0][view.mask], atol=1e-5)
+    photo_image = np.zeros_like(lit.image)
+    photo_image[view.mask] = photo
+    assert metrics.scale_invariant_mse(lit.image, photo_image, view.mask) < 1e-10
+    assert metrics.psnr(lit.image, photo_image, view.mask) > 90
+
+
+def test_per_texel_sh_map_overrides_the_global_light():
+    size = 16
+    view, normals = _sphere_view(size)
+    ambient = np.zeros((9, 3))
+    ambient[0] = 1 / 0.282095  # shading exactly 1
+    sh_map = np.zeros((size, size, 9, 3))
+    sh_map[..., 0, :] = 0.5 / 0.282095  # shading exactly 0.5 on every face-tile texel
+    albedo_uv = np.full((1, size, size, 3), 0.6)
+    assert np.allclose(rerender(view, albedo_uv, ambient).image[view.mask], 0.6)
+    assert np.allclose(rerender(view, albedo_uv, ambient, sh_map).image[view.mask], 0.3)
+
+
+def test_uv_lookup_is_bilinear_between_texel_centres():
+    maps = np.arange(2 * 4 * 4, dtype=np.float64).reshape(2, 4, 4, 1)
+    # Half-way between texel (1, 1) and (1, 2) of tile 1002: u = 1 + 2/4, v = 1 - 1.5/4.
+    value = sample_uv_maps(maps, np.array([1]), np.array([[1.5, 1 - 1.5 / 4]]))
+    assert value[0, 0] == pytest.approx((maps[1, 1, 1, 0] + maps[1, 1, 2, 0]) / 2)
+
+
+# --- albedo maps --------------------------------------------------------------------------------------
+
+def test_completeness_counts_filled_finite_texels():
+    albedo = np.full((2, 8, 8, 3), 0.5)
+    region = np.zeros((2, 8, 8), bool)
+    region[0] = True  # 64 texels
+    albedo[0, :2] = 0.0  # 16 unseen
+    albedo[0, 2, :4] = np.nan  # 4 broken
+    albedo[1] = 0.0  # outside the region: does not count
+    assert metrics.completeness(albedo, region) == pytest.approx(44 / 64)
+
+
+def test_symmetry_seam_strength_on_a_ramp_with_and_without_a_step():
+    size = 16
+    ramp = np.repeat((0.01 * np.arange(size))[None, :, None], size, axis=0).repeat(3, axis=-1) + 0.2
+    region = np.ones((size, size), bool)
+    assert metrics.symmetry_seam_strength(ramp, region) == pytest.approx(1.0)
+    stepped = ramp.copy()
+    stepped[:, size // 2:] += 0.2  # the mirrored half pasted 0.2 brighter
+    assert metrics.symmetry_seam_strength(stepped, region) == pytest.approx(0.21 / 0.01)
+
+
+def test_landmark_nme_against_a_known_offset():
+    corners = np.array([[0, 0], [100, 0], [100, 100], [0, 100]], np.float64)
+    truth = np.concatenate([corners, RNG.uniform(10, 90, (64, 2))])
+    assert metrics.landmark_nme(truth + [3.0, 4.0], truth) == pytest.approx(0.05)
+
+
+# --- illumination invariance --------------------------------------------------------------------------
+
+def test_spread_across_lights_is_zero_for_a_constant_albedo_only():
+    texels, lights = 200, 5
+    albedo = RNG.uniform(0.2, 0.8, (texels, 3))
+    shading = RNG.uniform(0.3, 1.5, (lights, texels, 1)) * np.array([1.0, 0.9, 0.7])  # coloured lights
+    valid = np.ones(texels, bool)
+    constant = np.repeat(albedo[None], lights, axis=0)
+    assert metrics.per_texel_spread(constant, valid) == pytest.approx(0.0, abs=1e-12)
+    assert metrics.chromaticity_spread(constant, valid) == pytest.approx(0.0, abs=1e-12)
+    raw = albedo * shading
+    assert metrics.per_texel_spread(raw, valid) > 0.2
+    # A global exposure change per light costs nothing once normalised, the pattern still does.
+    exposures = np.array([0.5, 1.0, 1.5, 2.0, 3.0])[:, None, None]
+    assert metrics.per_texel_spread(constant * exposures, valid) > 0.3
+    assert metrics.per_texel_spread(constant * exposures, valid, normalise_gain=True) == pytest.approx(0, abs=1e-12)
+    tinted = constant * np.array([[[1.0, 1.0, 1.0]], [[1.2, 1.0, 0.8]]]).repeat(3, axis=0)[:lights]
+    assert metrics.chromaticity_spread(tinted, valid) > 0.01
+
+
+def test_summary_keeps_infinite_psnr_and_drops_nan():
+    summary = metrics.summarise([20.0, 30.0, math.inf, math.nan])
+    assert summary["count"] == 3 and summary["median"] == 30.0 and summary["max"] == math.inf
+
+
+# --- evaluation sets ----------------------------------------------------------------------------------
+
+def test_sets_parse_ground_truth_and_lighting_groups(faces_dir):
+    aflw = load_set(faces_dir / "aflw2000")
+    with_truth = [item for item in aflw if item.landmarks_gt is not None]
+    assert len(with_truth) == len(list((faces_dir / "aflw2000").glob("*.mat")))
+    assert all(item.landmarks_gt.shape == (68, 2) for item in with_truth)
+
+    lighting = load_set(faces_dir / "lighting", max_azimuth_deg=50, max_elevation_deg=40)
+    groups = lighting_groups(lighting)
+    assert {"yaleB23", "yaleB27"} <= set(groups)
+    for item in groups["yaleB23"]:
+        assert abs(item.azimuth_deg) <= 50 and abs(item.elevation_deg) <= 40
+        assert item.path.name == f"yaleB23_P00{item.light}.pgm"
+    assert not any("Ambient" in item.name or "glasses" in item.name for item in lighting)
+
+    limited = lighting_groups(load_set(faces_dir / "lighting", limit=3))
+    assert all(len(group) <= 3 for group in limited.values())
+    azimuths = [item.azimuth_deg for item in limited["yaleB27"]]
+    assert min(azimuths) == -50 and max(azimuths) == 50  # spread over the allowed lights
