@@ -201,3 +201,71 @@ def test_sets_parse_ground_truth_and_lighting_groups(faces_dir):
     assert all(len(group) <= 3 for group in limited.values())
     azimuths = [item.azimuth_deg for item in limited["yaleB27"]]
     assert min(azimuths) == -50 and max(azimuths) == 50  # spread over the allowed lights
+
+
+# --- runner and report on a constructed run (no detector or fitter involved) ---------------------------
+
+def _constructed_run(face_model, size: int = 96, texels: int = 64):
+    """A head seen frontally, a photo that is exactly albedo x SH shading, and stage outputs around it."""
+    from inference_core.evaluation.rerender import surface_view
+    from inference_core.evaluation.runner import StageOutputs
+    from inference_core.values import Camera, FaceFit, Landmarks, Photo, PriorAlbedo, RefinedAlbedo, UVTexture
+
+    verts = face_model.neutral_cm
+    centre = verts[face_model.part_vertices("face")].mean(axis=0)
+    camera = Camera(fx=4.0 * size, fy=4.0 * size, cx=size / 2 - 0.5, cy=size / 2 - 0.5, image_size=(size, size),
+                    rotation=np.diag([1.0, -1.0, -1.0]), translation_cm=np.array([centre[0], centre[1], 120.0]))
+    sh = np.zeros((9, 3), np.float32)
+    sh[0], sh[2] = 2.8, [0.8, 0.7, 0.6]  # ambient and a light from the camera's side (-z in camera)
+    landmarks = np.zeros((68, 2), np.float32)
+    fit = FaceFit(identity=np.zeros(60, np.float32), expression=np.zeros(57, np.float32), camera=camera,
+                  sh_camera=sh, albedo_params=np.zeros((1, 3), np.float32), vertices_cm=verts,
+                  face_mask=np.ones((size, size), bool), inlier_weight=np.ones((size, size), np.float32),
+                  landmarks_2d=landmarks)
+    albedo = np.clip(RNG.uniform(0.3, 0.7, (2, texels, texels, 3)), 0, 1).astype(np.float32)
+    view = surface_view(fit, face_model)
+    image = rerender(view, albedo, sh).image
+    photo = Photo(image_linear=image, texture_linear=image, original_size=(size, size))
+    coverage = np.ones((2, texels, texels), bool)
+    uv = UVTexture(colour=albedo * 0.5, visibility=np.ones((2, texels, texels), np.float32),
+                   normals_camera=np.zeros((2, texels, texels, 3), np.float32), coverage=coverage)
+    prior = PriorAlbedo(parametric=albedo, completed=albedo, source=np.ones((2, texels, texels), np.uint8),
+                        sh_camera=sh, kind="regions", coefficients=np.zeros(3, np.float32))
+    noisy = np.clip(albedo + RNG.normal(0, 0.1, albedo.shape), 0, 1).astype(np.float32)
+    refined = RefinedAlbedo(albedo=noisy, sh_map=np.repeat(np.repeat(sh[None, None], texels, 0), texels, 1),
+                            sh_global=sh)
+    marks = Landmarks(points=landmarks, detector="dlib", face_box=(0, 0, size, size), confidence=1.0)
+    return StageOutputs(photo, marks, fit, uv, prior, refined, {"fit": 1.0})
+
+
+def test_runner_ranks_stages_and_report_flags_a_worse_later_stage(face_model, tmp_path):
+    from inference_core.evaluation.datasets import SetItem
+    from inference_core.evaluation.report import write_contact_sheet, write_report
+    from inference_core.evaluation.runner import measure_photo, regressions, summarise_stages
+
+    outputs = _constructed_run(face_model)
+    result = measure_photo(SetItem(path=tmp_path / "x.png", name="synthetic/x"), outputs, face_model)
+    stages = result.record["stages"]
+    assert result.record["face_pixels"] > 1000
+    assert stages["prior"]["psnr_db"] > 60  # the exact albedo and light re-render the photo
+    assert stages["raw"]["psnr_db"] < 30 and stages["raw"]["si_mse"] < 1e-8  # off by a gain of 0.5 only
+    assert stages["refined"]["psnr_db"] < stages["prior"]["psnr_db"] - 20
+    assert stages["prior"]["completeness"] == 1.0
+
+    run = {"settings": {"resolution": 64, "device": "cpu"}, "photos": [result.record],
+           "counts": {"photos": 1, "ok": 1, "failed": {}}, "stages": summarise_stages([result.record]),
+           "landmarks": {}, "seconds": {}, "lighting": {}}
+    medians = {s: {m: v["median"] for m, v in f.items()} for s, f in run["stages"].items()}
+    run["regressions"] = regressions(medians)
+    flagged = {(f["stage"], f["metric"], f["than"]) for f in run["regressions"]}
+    assert ("refined", "psnr_db", "prior") in flagged and ("refined", "si_mse", "prior") in flagged
+    assert not any(stage == "prior" for stage, _, _ in flagged)
+
+    sheet = write_contact_sheet(tmp_path, result)
+    json_path, md_path = write_report(tmp_path, {"set": "synthetic", "command": "test", "runs": {"defaults": run},
+                                                 "seconds_total": 1.0})
+    import cv2
+    assert cv2.imread(str(sheet)).shape == (3 * 192, 5 * 192, 3)
+    page = md_path.read_text()
+    assert "**WORSE** " in page and "refined psnr_db" in page
+    assert '"inf"' in json_path.read_text() or "Infinity" not in json_path.read_text()

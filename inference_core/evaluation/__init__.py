@@ -1,0 +1,49 @@
+"""`facealbedo evaluate`: measure reconstruction quality on a set of photos, stages side by side.
+
+    evaluate(set_dir, out_dir) runs the stage functions on every photo (datasets.load_set), measures the
+    raw / prior / refined albedo of each run (runner), repeats the run for each requested ablation, and
+    writes report.json, report.md and contact sheets (report).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from inference_core.evaluation.datasets import load_set
+from inference_core.evaluation.report import write_contact_sheet, write_report
+from inference_core.evaluation.runner import ABLATIONS, RunSettings, evaluate_items
+from inference_core.facemodel import load_face_model
+from inference_core.progress import ProgressCallback, ignore_progress
+
+
+def evaluate(set_dir: Path | str, out_dir: Path | str, *, limit: int | None = None, resolution: int = 256,
+             ablations: Sequence[str] = (), device: str = "cpu", detector: str = "auto",
+             progress: ProgressCallback = ignore_progress, command: str = "") -> dict[str, Any]:
+    """Evaluate a folder of photos with the defaults and each ablation; write the report into out_dir.
+
+    Returns the report as written to report.json: {"set", "command", "runs": {"defaults": run,
+    ablation: run, ...}, "seconds_total"}; each run is `runner.evaluate_items`' result.
+    """
+    start = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    items = load_set(set_dir, limit=limit)
+    model = load_face_model()
+    runs = {}
+    for name in (None, *ablations):
+        settings = RunSettings(resolution=resolution, device=device, detector=detector, ablation=name)
+        sheets = (lambda result: write_contact_sheet(out, result)) if name is None else None
+        label = name or "defaults"
+        runs[label] = evaluate_items(items, model, settings, progress=_prefixed(progress, label), on_result=sheets)
+    report = {"set": str(set_dir), "command": command, "runs": runs,
+              "seconds_total": time.perf_counter() - start}
+    write_report(out, report)
+    return report
+
+
+def _prefixed(progress: ProgressCallback, label: str) -> ProgressCallback:
+    return lambda stage, fraction, message: progress(f"{stage} ({label})", fraction, message)
+
+
+__all__ = ["ABLATIONS", "evaluate", "load_set"]
