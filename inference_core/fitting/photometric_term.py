@@ -1,0 +1,197 @@
+"""The robust photometric term: the skin re-rendered (region albedo x SH shading) against a face crop.
+
+The face is rendered into a small square crop of the photo (FitSettings.crop_size_px) so that each
+step costs milliseconds. The residual of each skin pixel is scored by Geman-McClure; its weights are
+recomputed every few steps (iteratively reweighted least squares), so pixels the model cannot explain
+(hair, glasses, hands, hard shadows) fade out of the fit. The last weights are FaceFit.inlier_weight.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from inference_core.facemodel import FaceModel
+from inference_core.facemodel.geometry import vertex_normals
+from inference_core.facemodel.regions import albedo_regions
+from inference_core.fitting.parameters import FitParameters, MorphableSubset, View
+from inference_core.fitting.settings import FitSettings
+from inference_core.render.interpolate import barycentrics, interpolate
+from inference_core.render.rasterize import rasterize
+from inference_core.render.sh import sh_basis, lambert_factors, shading
+from inference_core.values import Photo
+
+RENDERED_PARTS = ("face", "head_neck", "eyeball_left", "eyeball_right")
+"""Parts drawn into the z-buffer: the skin, and the eyes that fill its eye holes (they occlude skin)."""
+PHOTOMETRIC_PARTS = ("face",)
+"""Parts whose pixels the photometric term compares: the face skin (the scalp is mostly hair)."""
+CROP_MARGIN = 1.7
+"""Crop side in units of the landmark box's longer side: the whole face with the forehead."""
+CROP_LIFT = 0.12
+"""Crop centre above the landmark box centre, in units of its height (the forehead has no landmarks)."""
+
+
+class RenderMesh:
+    """The rendered parts of the head as a compact mesh: its vertex ids and re-indexed triangles."""
+
+    def __init__(self, model: FaceModel, device: str):
+        triangle_ids = model.part_triangles(*RENDERED_PARTS)
+        triangles = model.triangles[triangle_ids]
+        self.vertex_ids, compact = np.unique(triangles, return_inverse=True)
+        self.triangles = torch.tensor(compact.reshape(-1, 3), device=device)
+        skin = np.isin(triangle_ids, model.part_triangles(*PHOTOMETRIC_PARTS))
+        self.is_skin = torch.tensor(skin, device=device)  # (F,) per rendered triangle
+
+    def skin_pixels(self, fragments) -> torch.Tensor:
+        """(H, W) bool: pixels whose visible triangle is skin."""
+        tri = fragments.triangle_id
+        return (tri >= 0) & self.is_skin[tri.clamp_min(0)]
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """The rendered crop: all (S, S, C) tensors; colour and albedo linear RGB, normals camera space."""
+
+    colour: torch.Tensor  # (S, S, 3) albedo x shading
+    albedo: torch.Tensor  # (S, S, 3)
+    normals: torch.Tensor  # (S, S, 3) unit
+    skin: torch.Tensor  # (S, S) bool, skin pixels inside the photo
+
+
+def face_mask_at(verts_cm: np.ndarray, model: FaceModel, view: View, image_size: tuple[int, int],
+                 device: str) -> np.ndarray:
+    """(H, W) bool: pixels of an image of `image_size` where the fitted face skin is visible."""
+    mesh = RenderMesh(model, device)
+    verts = torch.tensor(verts_cm[mesh.vertex_ids], device=device)
+    fragments = rasterize(view.screen(verts), mesh.triangles, image_size)
+    return mesh.skin_pixels(fragments).cpu().numpy()
+
+
+def _crop_box(points_px: np.ndarray) -> tuple[int, int, int]:
+    """(x0, y0, side) of the square crop around the landmarks, integer pixels."""
+    low, high = points_px.min(0), points_px.max(0)
+    size = high - low
+    centre = (low + high) / 2 - np.array([0.0, CROP_LIFT * size[1]])
+    side = int(np.ceil(CROP_MARGIN * size.max()))
+    x0, y0 = np.round(centre - side / 2).astype(int)
+    return int(x0), int(y0), side
+
+
+def _cut(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """image[y0:y0+side, x0:x0+side] with zeros where the square leaves the image."""
+    height, width = image.shape[:2]
+    out = np.zeros((side, side) + image.shape[2:], image.dtype)
+    xs, ys = max(x0, 0), max(y0, 0)
+    xe, ye = min(x0 + side, width), min(y0 + side, height)
+    if xe > xs and ye > ys:
+        out[ys - y0:ye - y0, xs - x0:xe - x0] = image[ys:ye, xs:xe]
+    return out
+
+
+class PhotometricTerm:
+    """Renders the skin into the face crop and scores it against the photo robustly."""
+
+    def __init__(self, photo: Photo, landmarks_px: np.ndarray, model: FaceModel, settings: FitSettings,
+                 device: str):
+        self.settings = settings
+        self.device = device
+        size = settings.crop_size_px
+        self.x0, self.y0, self.side = _crop_box(landmarks_px)
+        self.scale = size / self.side
+        crop = _cut(photo.image_linear, self.x0, self.y0, self.side)
+        inside = _cut(np.ones(photo.image_linear.shape[:2], np.float32), self.x0, self.y0, self.side)
+        self.image = torch.tensor(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), device=device)
+        self.in_photo = torch.tensor(cv2.resize(inside, (size, size), interpolation=cv2.INTER_AREA) > 0.99,
+                                     device=device)
+        self.mesh = RenderMesh(model, device)
+        self.shape = MorphableSubset(model, self.mesh.vertex_ids, settings.identity_modes, device)
+        self.region_weights = torch.tensor(albedo_regions(model)[self.mesh.vertex_ids], device=device)  # (S, k)
+        self.weights = torch.ones(size, size, device=device)  # IRLS weights per crop pixel
+        self.calls = 0
+        self.last_robust_value = float("nan")
+
+    def render(self, params: FitParameters, view: View) -> Rendering:
+        """The skin in the crop under the current parameters (differentiable colour)."""
+        crop_view = view.cropped(self.scale, (self.x0, self.y0))
+        verts = self.shape.vertices(params)
+        screen = crop_view.screen(verts)
+        size = self.settings.crop_size_px
+        fragments = rasterize(screen, self.mesh.triangles, (size, size))
+        bary = barycentrics(screen, self.mesh.triangles, fragments)
+        normals = vertex_normals(verts, self.mesh.triangles) @ crop_view.rotation.T
+        albedo = self.region_weights @ params.albedo
+        pixels = interpolate(torch.cat([normals, albedo], dim=1), self.mesh.triangles, fragments, bary)
+        pixel_normals = torch.nn.functional.normalize(pixels[..., :3], dim=-1, eps=1e-9)
+        colour = pixels[..., 3:] * shading(pixel_normals, params.sh)
+        skin = self.mesh.skin_pixels(fragments) & self.in_photo
+        return Rendering(colour=colour, albedo=pixels[..., 3:], normals=pixel_normals, skin=skin)
+
+    def _residual2(self, colour: torch.Tensor) -> torch.Tensor:
+        """(S, S) squared RGB distance to the photo."""
+        return (colour - self.image).pow(2).sum(-1)
+
+    def _robust_weights(self, residual2: torch.Tensor) -> torch.Tensor:
+        """Geman-McClure IRLS weights sigma^4 / (r^2 + sigma^2)^2 in (0, 1], or 1 without `robust`."""
+        if not self.settings.robust:
+            return torch.ones_like(residual2)
+        sigma2 = self.settings.robust_scale ** 2
+        return (sigma2 / (residual2 + sigma2)).pow(2)
+
+    def loss(self, params: FitParameters, view: View) -> torch.Tensor:
+        """IRLS objective: weighted mean squared skin residual in units of robust_scale^2.
+
+        The weights are refreshed every `reweight_every` calls, so between refreshes this is a weighted
+        least-squares problem whose gradient equals the Geman-McClure one at the refresh point.
+        """
+        rendering = self.render(params, view)
+        residual2 = self._residual2(rendering.colour)
+        if self.calls % self.settings.reweight_every == 0:
+            self.weights = self._robust_weights(residual2.detach())
+        self.calls += 1
+        weights = self.weights * rendering.skin
+        self.last_robust_value = float(self.robust_value(residual2.detach(), rendering.skin))
+        return (weights * residual2).sum() / (self.settings.robust_scale ** 2 * rendering.skin.sum().clamp_min(1))
+
+    def robust_value(self, residual2: torch.Tensor, skin: torch.Tensor) -> torch.Tensor:
+        """Mean Geman-McClure cost r^2 / (r^2 + sigma^2) over the skin pixels (mean r^2 / sigma^2 if not robust)."""
+        sigma2 = self.settings.robust_scale ** 2
+        cost = residual2 / (residual2 + sigma2) if self.settings.robust else residual2 / sigma2
+        return (cost * skin).sum() / skin.sum().clamp_min(1)
+
+    def initialise_appearance(self, params: FitParameters, view: View) -> None:
+        """Closed-form start for lighting and albedo: photo's median skin colour, then SH by least squares.
+
+        With the albedo fixed, each colour channel is linear in its 9 SH coefficients. The albedo-lighting
+        scale is ambiguous; the albedo starts at the photo's median skin colour, so that the fitted light
+        keeps about the exposure of the photo (a white surface facing it comes out near 1).
+        """
+        with torch.no_grad():
+            rendering = self.render(params, view)
+            observed = self.image[rendering.skin]  # (N, 3)
+            if len(observed) < 20:
+                return
+            params.albedo[:] = observed.median(dim=0).values.clamp(0.02, 0.95)
+            rendering = self.render(params, view)
+            basis = sh_basis(rendering.normals[rendering.skin]) * lambert_factors(device=observed.device)  # (N, 9)
+            pixel_albedo = rendering.albedo[rendering.skin]  # (N, 3)
+            for channel in range(3):
+                design = basis * pixel_albedo[:, channel:channel + 1]
+                solution = torch.linalg.lstsq(design, observed[:, channel:channel + 1]).solution
+                params.sh[:, channel] = solution[:, 0]
+
+    def inlier_weight_at(self, params: FitParameters, view: View, image_size: tuple[int, int]) -> np.ndarray:
+        """(H, W) float32: the final robust weights of the crop, resampled into the photo's pixels."""
+        with torch.no_grad():
+            rendering = self.render(params, view)
+            weights = self._robust_weights(self._residual2(rendering.colour)) * rendering.skin
+        crop = cv2.resize(weights.cpu().numpy().astype(np.float32), (self.side, self.side),
+                          interpolation=cv2.INTER_LINEAR)
+        width, height = image_size
+        out = np.zeros((height, width), np.float32)
+        xs, ys = max(self.x0, 0), max(self.y0, 0)
+        xe, ye = min(self.x0 + self.side, width), min(self.y0 + self.side, height)
+        if xe > xs and ye > ys:
+            out[ys:ye, xs:xe] = crop[ys - self.y0:ye - self.y0, xs - self.x0:xe - self.x0]
+        return out

@@ -1,0 +1,29 @@
+"""Priors on the fit's unknowns: keep shape, expression, focal length, albedo and lighting plausible."""
+from __future__ import annotations
+
+import torch
+
+from inference_core.fitting.parameters import FitParameters
+from inference_core.fitting.settings import FitSettings
+
+
+def prior_terms(params: FitParameters, settings: FitSettings, albedo_reference: torch.Tensor | None
+                ) -> dict[str, tuple[float, torch.Tensor]]:
+    """Named (weight, value) prior terms.
+
+    identity: sum of squared coefficients (they are ~N(0, 1)); expression: sum of squared weights
+    (neutral unless the landmarks say otherwise); focal: squared log focal ratio over its sigma;
+    albedo: squared distance of the region colours from `albedo_reference` (k, 3) (the albedo-lighting
+    scale is ambiguous, so the albedo stays near the first estimate); lighting: energy of the non-ambient
+    SH coefficients relative to the ambient one (no wild lights to explain hair or shadows).
+    """
+    terms = {
+        "identity_prior": (settings.identity_prior_weight, params.identity.pow(2).sum()),
+        "expression_prior": (settings.expression_prior_weight, params.expression.pow(2).sum()),
+        "focal_prior": (1.0, (params.log_focal_ratio / settings.focal_prior_sigma).pow(2)),
+    }
+    if albedo_reference is not None:
+        terms["albedo_prior"] = (settings.albedo_prior_weight, (params.albedo - albedo_reference).pow(2).sum())
+        ambient = params.sh[0].detach().abs().mean().clamp_min(1e-3)
+        terms["lighting_prior"] = (settings.lighting_prior_weight, (params.sh[1:] / ambient).pow(2).sum())
+    return terms
