@@ -1,0 +1,231 @@
+"""A result folder -> Blender data: head with shape keys and materials, camera over the photo, World.
+
+The mesh is built from arrays (`result.read_obj`) rather than by `bpy.ops.wm.obj_import` because
+(1) the shape keys of blendshapes.npz address vertices by id, and building the mesh ourselves keeps
+head.obj's vertex order by construction; (2) it needs no operator context, so it runs the same in the UI,
+in background mode and from batch.py; (3) `foreach_set` on whole arrays is fast (26k vertices, 57 keys).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from . import relight
+from .result import (ALBEDO_PATTERN, BLENDSHAPES, HEAD_OBJ, Blendshapes, ObjMesh, ResultError, ResultFolder,
+                     arkit_name, open_result, read_blendshapes, read_obj, to_blender_axes)
+
+FITTED_EXPRESSION_KEY = "FittedExpression"
+"""Shape key holding head.obj's fitted pose over the neutral identity (value 1 on import)."""
+
+
+@dataclass
+class ImportedFace:
+    """What the import created; `collection` holds all of it."""
+
+    collection: bpy.types.Collection
+    head: bpy.types.Object
+    camera: bpy.types.Object
+    world: bpy.types.World
+    result: ResultFolder
+
+
+# --------------------------------------------------------------------------- materials
+
+# Keywords of head.obj's `usemtl` names -> material kind; the first match wins, unknown names are skin.
+MATERIAL_KEYWORDS: tuple[tuple[str, str], ...] = (
+    ("lash", "eyelashes"), ("occlusion", "eye_shell"), ("lacrimal", "eye_shell"), ("blend", "eye_shell"),
+    ("shell", "eye_shell"), ("iris", "iris"), ("sclera", "eye"), ("eye_socket", "socket"),
+    ("eyeball", "eye"), ("eye", "eye"), ("teeth", "teeth"), ("tooth", "teeth"), ("gum", "gums"),
+    ("tongue", "gums"), ("mouth", "socket"), ("socket", "socket"),
+)
+MATERIAL_KINDS = ("skin", "eye", "iris", "eye_shell", "teeth", "gums", "socket", "eyelashes")
+
+
+def material_kind(group_name: str) -> str:
+    """The material kind for an OBJ material group name ('' and unknown names are skin)."""
+    lowered = group_name.lower()
+    return next((kind for keyword, kind in MATERIAL_KEYWORDS if keyword in lowered), "skin")
+
+
+def _principled(material: bpy.types.Material) -> bpy.types.Node:
+    material.use_nodes = True
+    return next(n for n in material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+
+
+def load_udim_albedo(result: ResultFolder) -> bpy.types.Image:
+    """The albedo tiles as one UDIM tiled image, sRGB (tile 1001 face, 1002 head and neck)."""
+    tiles = result.albedo_tiles
+    image = bpy.data.images.load(str(tiles[0]), check_existing=False)
+    image.name = f"{result.stem} albedo"
+    image.source = "TILED"
+    image.filepath = str(result.folder / ALBEDO_PATTERN.format(tile="<UDIM>"))
+    for path in tiles[1:]:
+        number = int(path.name.split(".")[1])
+        if image.tiles.get(number) is None:
+            image.tiles.new(tile_number=number)
+    image.colorspace_settings.name = "sRGB"
+    image.reload()
+    return image
+
+
+def skin_material(name: str, albedo: bpy.types.Image) -> bpy.types.Material:
+    """Principled BSDF skin: UDIM albedo as Base Color, roughness 0.5, F0 ~2.8 %, light subsurface."""
+    material = bpy.data.materials.new(name)
+    bsdf = _principled(material)
+    texture = material.node_tree.nodes.new("ShaderNodeTexImage")
+    texture.image = albedo
+    texture.location = (bsdf.location.x - 400, bsdf.location.y)
+    material.node_tree.links.new(texture.outputs["Color"], bsdf.inputs["Base Color"])
+    bsdf.inputs["Roughness"].default_value = 0.5
+    bsdf.inputs["IOR"].default_value = 1.4
+    bsdf.inputs["Specular IOR Level"].default_value = 0.5
+    bsdf.inputs["Subsurface Weight"].default_value = 0.15
+    bsdf.inputs["Subsurface Radius"].default_value = (1.0, 0.35, 0.2)  # red scatters furthest in skin
+    bsdf.inputs["Subsurface Scale"].default_value = 0.004  # metres: a few millimetres
+    return material
+
+
+SIMPLE_MATERIALS: dict[str, dict[str, object]] = {
+    "eye": {"Base Color": (0.80, 0.78, 0.74, 1.0), "Roughness": 0.05, "Coat Weight": 1.0},
+    "iris": {"Base Color": (0.12, 0.07, 0.04, 1.0), "Roughness": 0.1, "Coat Weight": 1.0},
+    "teeth": {"Base Color": (0.80, 0.76, 0.66, 1.0), "Roughness": 0.25},
+    "gums": {"Base Color": (0.55, 0.16, 0.15, 1.0), "Roughness": 0.35, "Subsurface Weight": 0.3},
+    "socket": {"Base Color": (0.10, 0.03, 0.03, 1.0), "Roughness": 0.6},
+    "eyelashes": {"Base Color": (0.02, 0.015, 0.01, 1.0), "Roughness": 0.6},
+    "eye_shell": {"Alpha": 0.0},  # wet film and occlusion shells in front of the eyes: invisible
+}
+
+
+def simple_material(name: str, kind: str) -> bpy.types.Material:
+    """One of the plain materials of SIMPLE_MATERIALS (eye, teeth, gums, ...)."""
+    material = bpy.data.materials.new(name)
+    bsdf = _principled(material)
+    for socket, value in SIMPLE_MATERIALS[kind].items():
+        bsdf.inputs[socket].default_value = value
+    return material
+
+
+def assign_materials(mesh: bpy.types.Mesh, obj_mesh: ObjMesh, stem: str, albedo: bpy.types.Image) -> None:
+    """One material slot per kind that head.obj's groups use, polygons indexed accordingly."""
+    kinds = [material_kind(name) for name in obj_mesh.groups]
+    used = [kind for kind in MATERIAL_KINDS if kind in kinds]
+    for kind in used:
+        name = f"{stem} {kind}"
+        mesh.materials.append(skin_material(name, albedo) if kind == "skin" else simple_material(name, kind))
+    slot_of_group = np.array([used.index(kind) for kind in kinds], dtype=np.int32)
+    mesh.polygons.foreach_set("material_index", slot_of_group[obj_mesh.polygon_group])
+
+
+# --------------------------------------------------------------------------- mesh and shape keys
+
+
+def build_mesh(name: str, obj_mesh: ObjMesh, vertices_blender: np.ndarray) -> bpy.types.Mesh:
+    """A Blender mesh from flat arrays (Z-up vertex positions), with UDIM UVs and smooth shading."""
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(len(vertices_blender))
+    mesh.vertices.foreach_set("co", vertices_blender.astype(np.float32).ravel())
+    mesh.loops.add(len(obj_mesh.loop_vertex))
+    mesh.loops.foreach_set("vertex_index", obj_mesh.loop_vertex)
+    mesh.polygons.add(len(obj_mesh.loop_count))
+    mesh.polygons.foreach_set("loop_start", obj_mesh.loop_start)
+    if len(obj_mesh.uvs) and obj_mesh.loop_uv.min() >= 0:
+        uv_layer = mesh.uv_layers.new(name="UVMap")
+        uv_layer.data.foreach_set("uv", obj_mesh.uvs[obj_mesh.loop_uv].ravel())
+    mesh.update(calc_edges=True)
+    mesh.validate(clean_customdata=False)
+    mesh.polygons.foreach_set("use_smooth", np.ones(len(mesh.polygons), dtype=bool))
+    return mesh
+
+
+def add_shape_keys(head: bpy.types.Object, fitted_blender: np.ndarray, shapes: Blendshapes) -> None:
+    """Basis = neutral identity; FittedExpression (value 1) = head.obj's pose; one key per ICT shape.
+
+    The ICT shapes are named in ARKit spelling (eyeBlinkLeft, jawOpen, ...) and start at 0, so that
+    face-capture data drives them once FittedExpression is turned down.
+    """
+    basis = head.shape_key_add(name="Basis", from_mix=False)
+    basis.data.foreach_set("co", to_blender_axes(shapes.neutral).ravel())
+    fitted = head.shape_key_add(name=FITTED_EXPRESSION_KEY, from_mix=False)
+    fitted.data.foreach_set("co", fitted_blender.ravel())
+    fitted.value = 1.0
+    neutral_blender = to_blender_axes(shapes.neutral)
+    for name, delta in zip(shapes.names, shapes.deltas):
+        key = head.shape_key_add(name=arkit_name(name), from_mix=False)
+        key.data.foreach_set("co", (neutral_blender + to_blender_axes(delta)).ravel())
+        key.slider_min, key.slider_max = -1.0, 1.0
+        key.value = 0.0  # new keys start at 1.0 in Blender 5
+    head.data.shape_keys.name = f"{head.name} expressions"
+
+
+def import_head(result: ResultFolder, collection: bpy.types.Collection) -> bpy.types.Object:
+    """The head object: mesh, UVs, smooth shading, materials, and shape keys when blendshapes.npz exists."""
+    obj_mesh = read_obj(result.folder / HEAD_OBJ)
+    fitted_blender = to_blender_axes(obj_mesh.vertices)
+    shapes = read_blendshapes(result.folder / BLENDSHAPES, len(obj_mesh.vertices))
+    rest = to_blender_axes(shapes.neutral) if shapes is not None else fitted_blender
+    mesh = build_mesh(f"{result.stem} head", obj_mesh, rest)
+    head = bpy.data.objects.new(f"{result.stem} head", mesh)
+    collection.objects.link(head)
+    assign_materials(mesh, obj_mesh, result.stem, load_udim_albedo(result))
+    if shapes is not None:
+        add_shape_keys(head, fitted_blender, shapes)
+    return head
+
+
+# --------------------------------------------------------------------------- camera and world
+
+
+def import_camera(result: ResultFolder, collection: bpy.types.Collection, scene: bpy.types.Scene) -> bpy.types.Object:
+    """The camera of camera.json's blender block, made the scene camera, with the photo as background."""
+    block = result.camera["blender"]
+    data = bpy.data.cameras.new(f"{result.stem} camera")
+    data.lens = float(block["lens_mm"])
+    data.sensor_width = float(block["sensor_width_mm"])
+    data.sensor_fit = str(block.get("sensor_fit", "HORIZONTAL"))
+    data.shift_x = float(block.get("shift_x", 0.0))
+    data.shift_y = float(block.get("shift_y", 0.0))
+    data.clip_start, data.clip_end = 0.01, 100.0
+    camera = bpy.data.objects.new(f"{result.stem} camera", data)
+    camera.location = block["location"]
+    camera.rotation_mode = "XYZ"
+    camera.rotation_euler = block["rotation_euler_xyz"]
+    collection.objects.link(camera)
+    scene.camera = camera
+    width, height = block.get("resolution") or result.camera["image_size"]
+    scene.render.resolution_x, scene.render.resolution_y = int(width), int(height)
+    scene.render.resolution_percentage = 100
+    scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
+    photo = result.photo
+    if photo is not None:
+        data.show_background_images = True
+        background = data.background_images.new()
+        background.image = bpy.data.images.load(str(photo), check_existing=True)
+        background.display_depth = "BACK"
+        background.frame_method = "FIT"
+    return camera
+
+
+def import_result(folder: Path | str, context: bpy.types.Context | None = None,
+                  photo_name: str | None = None) -> ImportedFace:
+    """Import a result folder into the current scene, in one new collection named after the photo.
+
+    Raises ResultError (with a message for the user) when the folder is not a complete result.
+    """
+    context = context or bpy.context
+    scene = context.scene
+    result = open_result(folder)
+    collection = bpy.data.collections.new(photo_name or result.stem)
+    scene.collection.children.link(collection)
+    head = import_head(result, collection)
+    camera = import_camera(result, collection, scene)
+    world = relight.photo_world(result.stem, result.environment)
+    collection["facealbedo_result"] = str(result.folder)
+    collection["facealbedo_world"] = world.name
+    relight.apply_preset(scene, collection, relight.PHOTO)
+    return ImportedFace(collection=collection, head=head, camera=camera, world=world, result=result)
+
+
+__all__ = ["ImportedFace", "ResultError", "import_result", "material_kind", "FITTED_EXPRESSION_KEY"]

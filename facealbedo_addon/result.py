@@ -1,0 +1,227 @@
+"""Reading a result folder (DESIGN.md, "Result folder" and "File formats") into plain numpy values.
+
+This module knows the files and nothing of bpy (as the glTF add-on's `io/` knows glTF); `importer.py`
+turns these values into Blender data. Files read:
+
+    head.obj            vertices (metres, Y up), UDIM UVs, polygons, `usemtl` groups
+    blendshapes.npz     neutral_m (V, 3) and deltas_m (57, V, 3) float32 metres in head.obj's frame,
+                        names (57,) ICT expression names, weights (57,) fitted expression (optional file)
+    camera.json         the "blender" block: location, rotation_euler_xyz, lens_mm, sensor_width_mm, shifts
+    manifest.json       the input photo, timings and residuals shown in the panel
+    albedo.<UDIM>.png, environment.hdr   loaded by Blender itself
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+HEAD_OBJ = "head.obj"
+BLENDSHAPES = "blendshapes.npz"
+CAMERA = "camera.json"
+LIGHTING = "lighting.json"
+MANIFEST = "manifest.json"
+ENVIRONMENT = "environment.hdr"
+ALBEDO_PATTERN = "albedo.{tile}.png"
+REQUIRED_FILES = (HEAD_OBJ, CAMERA, ENVIRONMENT, ALBEDO_PATTERN.format(tile=1001))
+
+Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=np.float32)
+"""Blender's default OBJ axes (forward -Z, up Y): (x, y, z) -> (x, -z, y). camera.json assumes it."""
+
+
+class ResultError(Exception):
+    """A result folder that cannot be imported; the message says what is wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class ObjMesh:
+    """A polygon mesh as flat arrays: polygon p uses loops loop_start[p] ... + loop_count[p] - 1."""
+
+    vertices: np.ndarray  # (V, 3) float32, as in the file (metres, Y up)
+    uvs: np.ndarray  # (U, 2) float32, UDIM layout
+    loop_vertex: np.ndarray  # (L,) int32 vertex id of each polygon corner
+    loop_uv: np.ndarray  # (L,) int32 uv id of each corner (-1 when the file has none)
+    loop_count: np.ndarray  # (P,) int32 corners per polygon
+    polygon_group: np.ndarray  # (P,) int32 index into `groups`
+    groups: tuple[str, ...]  # `usemtl` names in order of first use ("" when none)
+
+    @property
+    def loop_start(self) -> np.ndarray:
+        return (np.cumsum(self.loop_count) - self.loop_count).astype(np.int32)
+
+
+@dataclass(frozen=True)
+class Blendshapes:
+    """The neutral identity head and the 57 ICT expression shapes, metres, head.obj's frame."""
+
+    neutral: np.ndarray  # (V, 3) float32
+    deltas: np.ndarray  # (57, V, 3) float32
+    names: tuple[str, ...]  # ICT names (ARKit style with _L/_R)
+    weights: np.ndarray  # (57,) float32 fitted expression (zeros when absent)
+
+
+@dataclass(frozen=True)
+class ResultFolder:
+    """The parts of one result folder that the importer needs."""
+
+    folder: Path
+    stem: str
+    camera: dict
+    manifest: dict = field(default_factory=dict)
+    lighting: dict = field(default_factory=dict)
+
+    @property
+    def environment(self) -> Path:
+        return self.folder / ENVIRONMENT
+
+    @property
+    def albedo_tiles(self) -> list[Path]:
+        return sorted(self.folder.glob(ALBEDO_PATTERN.format(tile="[0-9][0-9][0-9][0-9]")))
+
+    @property
+    def photo(self) -> Path | None:
+        """The input photo named by the manifest, when it still exists."""
+        entry = self.manifest.get("input") or self.manifest.get("photo")
+        if isinstance(entry, dict):
+            entry = entry.get("path") or entry.get("photo")
+        if not entry:
+            return None
+        path = Path(str(entry))
+        if not path.is_absolute():
+            path = (self.folder / path).resolve()
+        return path if path.is_file() else None
+
+
+def _read_json(path: Path, required: bool) -> dict:
+    if not path.is_file():
+        if required:
+            raise ResultError(f"{path.name} is missing in {path.parent}: not a complete FaceAlbedo result")
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ResultError(f"cannot read {path}: {exc}") from exc
+
+
+def open_result(folder: Path | str) -> ResultFolder:
+    """Check that `folder` holds a result and read its small JSON files."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ResultError(f"{folder} is not a folder: choose a result folder made by FaceAlbedo")
+    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ResultError(f"{folder} lacks {', '.join(missing)}: not a complete FaceAlbedo result")
+    camera = _read_json(folder / CAMERA, required=True)
+    if "blender" not in camera:
+        raise ResultError(f"{folder / CAMERA} has no 'blender' block (format facealbedo.camera/1 expected)")
+    return ResultFolder(folder=folder, stem=folder.name, camera=camera,
+                        manifest=_read_json(folder / MANIFEST, required=False),
+                        lighting=_read_json(folder / LIGHTING, required=False))
+
+
+def _corner_indices(corners: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """OBJ corners 'v', 'v/vt', 'v//vn' or 'v/vt/vn' (1-based) -> 0-based vertex and uv ids (-1: none)."""
+    fields = [c.split("/") for c in corners]
+    width = max(len(f) for f in fields)
+    padded = np.array([f + [""] * (width - len(f)) for f in fields], dtype=object)
+    vertex = padded[:, 0].astype(np.int64)
+    uv = np.where(padded[:, 1] == "", "0", padded[:, 1]).astype(np.int64) if width > 1 else np.zeros_like(vertex)
+    return (vertex - 1).astype(np.int32), (uv - 1).astype(np.int32)
+
+
+def read_obj(path: Path) -> ObjMesh:
+    """Parse a Wavefront OBJ (v, vt, f, usemtl; one object) into flat arrays, keeping the vertex order.
+
+    The order matters: blendshapes.npz addresses vertices by id. Negative (relative) indices are not
+    supported; FaceAlbedo's exporter never writes them.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise ResultError(f"cannot read {path}: {exc}") from exc
+    vertices = [line.split()[1:4] for line in lines if line.startswith("v ")]
+    uvs = [line.split()[1:3] for line in lines if line.startswith("vt ")]
+    groups: list[str] = []
+    faces: list[list[str]] = []
+    face_group: list[int] = []
+    current = -1
+    for line in lines:
+        if line.startswith("f "):
+            faces.append(line.split()[1:])
+            face_group.append(current)
+        elif line.startswith("usemtl"):
+            name = line[6:].strip()
+            if name not in groups:
+                groups.append(name)
+            current = groups.index(name)
+    if not vertices or not faces:
+        raise ResultError(f"{path} holds no mesh")
+    if current == -1 or min(face_group) < 0:
+        groups.insert(0, "")
+        face_group = [g + 1 for g in face_group]
+    loop_vertex, loop_uv = _corner_indices([corner for face in faces for corner in face])
+    if loop_vertex.min() < 0:
+        raise ResultError(f"{path} uses relative (negative) indices, which are not supported")
+    return ObjMesh(
+        vertices=np.asarray(vertices, dtype=np.float32),
+        uvs=np.asarray(uvs, dtype=np.float32).reshape(-1, 2),
+        loop_vertex=loop_vertex,
+        loop_uv=loop_uv,
+        loop_count=np.array([len(face) for face in faces], dtype=np.int32),
+        polygon_group=np.asarray(face_group, dtype=np.int32),
+        groups=tuple(groups),
+    )
+
+
+def read_blendshapes(path: Path, n_vertices: int) -> Blendshapes | None:
+    """The expression shapes, or None when the file is absent; checked against the mesh's vertex count."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            neutral = data["neutral_m"].astype(np.float32)
+            deltas = data["deltas_m"].astype(np.float32)
+            names = tuple(str(n) for n in data["names"])
+            weights = data["weights"].astype(np.float32) if "weights" in data.files else np.zeros(len(names))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ResultError(f"cannot read {path} (needs neutral_m, deltas_m, names): {exc}") from exc
+    if neutral.shape != (n_vertices, 3) or deltas.shape != (len(names), n_vertices, 3):
+        raise ResultError(f"{path} does not match head.obj: neutral {neutral.shape}, deltas {deltas.shape}, "
+                          f"{n_vertices} vertices")
+    return Blendshapes(neutral=neutral, deltas=deltas, names=names, weights=weights.astype(np.float32))
+
+
+def to_blender_axes(points_y_up: np.ndarray) -> np.ndarray:
+    """(..., 3) points or deltas in head.obj's frame (Y up) -> Blender's frame (Z up)."""
+    return points_y_up @ Y_UP_TO_Z_UP.T
+
+
+ARKIT_SIDE = re.compile(r"_([LR])$")
+
+
+def arkit_name(ict_name: str) -> str:
+    """ICT's expression name in ARKit spelling: 'eyeBlink_L' -> 'eyeBlinkLeft', 'jawOpen' unchanged."""
+    return ARKIT_SIDE.sub(lambda m: "Left" if m.group(1) == "L" else "Right", ict_name)
+
+
+def summary_lines(manifest: dict) -> list[str]:
+    """A few figures of a result for the panel: total and per-stage seconds, fit residuals."""
+    lines = []
+    seconds = manifest.get("seconds") or manifest.get("timings") or manifest.get("stage_seconds") or {}
+    if isinstance(seconds, dict) and seconds:
+        numbers = {k: float(v) for k, v in seconds.items() if isinstance(v, (int, float))}
+        total = numbers.pop("total", sum(numbers.values()))
+        lines.append(f"{total:.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in numbers.items()))
+    residuals = manifest.get("residuals") or manifest.get("fit_residuals") or {}
+    if isinstance(residuals, dict):
+        numbers = [(k, v) for k, v in residuals.items() if isinstance(v, (int, float))]
+        lines += [f"{k}: {v:.4g}" for k, v in numbers[:4]]
+    detector = manifest.get("detector")
+    if isinstance(detector, dict):
+        detector = detector.get("name")
+    if detector:
+        lines.append(f"detector: {detector}")
+    return lines
