@@ -25,7 +25,7 @@ import torch
 
 from inference_core.evaluation import evaluate
 from inference_core.evaluation.report import json_ready
-from inference_core.evaluation.runner import ABLATIONS
+from inference_core.evaluation.ablations import ABLATIONS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SETS = ("photos", "aflw2000", "lighting")

@@ -18,7 +18,7 @@ error heat map, albedo per stage). A later stage that measures worse than an ear
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from inference_core.evaluation.runner import ABLATIONS
+    from inference_core.evaluation.ablations import ABLATIONS
 
     parser = subparsers.add_parser(
         "evaluate", help="measure reconstruction quality on a folder of photos (report + contact sheets)",

@@ -3,6 +3,7 @@
     evaluate(set_dir, out_dir) runs the stage functions on every photo (datasets.load_set), measures the
     raw / prior / refined albedo of each run (runner), repeats the run for each requested ablation, and
     writes report.json, report.md and contact sheets (report).
+The heavy modules (torch, the stages) load only when `evaluate` runs, so the CLI starts fast.
 """
 from __future__ import annotations
 
@@ -10,10 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from inference_core.evaluation.datasets import load_set
-from inference_core.evaluation.report import write_contact_sheet, write_report
-from inference_core.evaluation.runner import ABLATIONS, RunSettings, evaluate_items
-from inference_core.facemodel import load_face_model
+from inference_core.evaluation.ablations import ABLATIONS
 from inference_core.progress import ProgressCallback, ignore_progress
 
 
@@ -25,6 +23,11 @@ def evaluate(set_dir: Path | str, out_dir: Path | str, *, limit: int | None = No
     Returns the report as written to report.json: {"set", "command", "runs": {"defaults": run,
     ablation: run, ...}, "seconds_total"}; each run is `runner.evaluate_items`' result.
     """
+    from inference_core.evaluation.datasets import load_set
+    from inference_core.evaluation.report import write_contact_sheet, write_report
+    from inference_core.evaluation.runner import RunSettings, evaluate_items
+    from inference_core.facemodel import load_face_model
+
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -46,4 +49,4 @@ def _prefixed(progress: ProgressCallback, label: str) -> ProgressCallback:
     return lambda stage, fraction, message: progress(f"{stage} ({label})", fraction, message)
 
 
-__all__ = ["ABLATIONS", "evaluate", "load_set"]
+__all__ = ["ABLATIONS", "evaluate"]

@@ -13,7 +13,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from inference_core.evaluation.runner import ABLATIONS, HIGHER_IS_BETTER, STAGES, PhotoResult
+from inference_core.evaluation.ablations import ABLATIONS
+from inference_core.evaluation.runner import HIGHER_IS_BETTER, STAGES, PhotoResult
 from inference_core.photo import linear_to_srgb
 
 SHEET_CELL_PX = 192

@@ -20,6 +20,7 @@ import numpy as np
 
 from inference_core.errors import ErrorCode, FaceAlbedoError
 from inference_core.evaluation import metrics
+from inference_core.evaluation.ablations import ABLATIONS, Ablation
 from inference_core.evaluation.datasets import SetItem, lighting_groups
 from inference_core.evaluation.rerender import Rerender, SurfaceView, rerender, surface_view
 from inference_core.facemodel import FaceModel
@@ -44,36 +45,6 @@ RELATIVE_TOLERANCE = {"si_mse", "seam_strength", "spread", "spread_normalised", 
 
 WELL_VISIBLE = 0.5
 """Visibility above which a texel counts as well seen (for the illumination-invariance spread)."""
-
-
-@dataclass(frozen=True)
-class Ablation:
-    """One part of the method switched off: overrides of the stages' settings, or the refine stage skipped.
-
-    Keys of `fit`, `prior`, `refine` are field names of FitSettings, PriorSettings, RefineSettings; a
-    dotted key reaches into a nested dataclass (`loss_weights.albedo_symmetry`).
-    """
-
-    description: str
-    fit: dict[str, Any] = field(default_factory=dict)
-    prior: dict[str, Any] = field(default_factory=dict)
-    refine: dict[str, Any] = field(default_factory=dict)
-    skip_refine: bool = False
-
-
-ABLATIONS: dict[str, Ablation] = {
-    "no-robust": Ablation("fit without outlier down-weighting", fit={"robust": False}),
-    "no-photometric-fit": Ablation("fit to landmarks only (no photometric term)", fit={"photometric": False}),
-    "identity-20": Ablation("20 instead of 60 identity modes", fit={"identity_modes": 20}),
-    "no-symmetry": Ablation("completion without mirror symmetry (prior only where unseen)",
-                            prior={"symmetry": False}),
-    "regions-prior": Ablation("region-colour prior instead of the learned PCA prior", prior={"kind": "regions"}),
-    "no-refine": Ablation("no detail refinement: the prior-stage albedo is final", skip_refine=True),
-    "no-detailed-illumination": Ablation("refine with the global SH only (no per-texel illumination)",
-                                         refine={"detailed_illumination": False}),
-    "no-albedo-symmetry-loss": Ablation("refine without the albedo symmetry loss",
-                                        refine={"loss_weights.albedo_symmetry": 0.0}),
-}
 
 
 @dataclass(frozen=True)
