@@ -21,32 +21,29 @@ def evaluate(set_dir: Path | str, out_dir: Path | str, *, limit: int | None = No
     """Evaluate a folder of photos with the defaults and each ablation; write the report into out_dir.
 
     Returns the report as written to report.json: {"set", "command", "runs": {"defaults": run,
-    ablation: run, ...}, "seconds_total"}; each run is `runner.evaluate_items`' result.
+    ablation: run, ...}, "seconds_total"}; each run is `runner.summarise_run`'s result.
     """
     from inference_core.evaluation.datasets import load_set
     from inference_core.evaluation.report import write_contact_sheet, write_report
-    from inference_core.evaluation.runner import RunSettings, evaluate_items
+    from inference_core.evaluation.runner import PhotoResult, RunSettings, evaluate_runs
     from inference_core.facemodel import load_face_model
 
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    items = load_set(set_dir, limit=limit)
-    model = load_face_model()
-    runs = {}
-    for name in (None, *ablations):
-        settings = RunSettings(resolution=resolution, device=device, detector=detector, ablation=name)
-        sheets = (lambda result: write_contact_sheet(out, result)) if name is None else None
-        label = name or "defaults"
-        runs[label] = evaluate_items(items, model, settings, progress=_prefixed(progress, label), on_result=sheets)
-    report = {"set": str(set_dir), "command": command, "runs": runs,
+    runs = {name or "defaults": RunSettings(resolution=resolution, device=device, detector=detector, ablation=name)
+            for name in (None, *ablations)}
+
+    def sheet(run_name: str, result: PhotoResult) -> None:
+        if run_name == "defaults":
+            write_contact_sheet(out, result)
+
+    results = evaluate_runs(load_set(set_dir, limit=limit), load_face_model(), runs, progress=progress,
+                            on_result=sheet)
+    report = {"set": str(set_dir), "command": command, "runs": results,
               "seconds_total": time.perf_counter() - start}
     write_report(out, report)
     return report
-
-
-def _prefixed(progress: ProgressCallback, label: str) -> ProgressCallback:
-    return lambda stage, fraction, message: progress(f"{stage} ({label})", fraction, message)
 
 
 __all__ = ["ABLATIONS", "evaluate"]

@@ -123,30 +123,47 @@ def refine_stage():
 
 # --- running the stages -------------------------------------------------------------------------------
 
-def _timed(seconds: dict[str, float], stage: str, call: Callable[[], Any]) -> Any:
-    start = time.perf_counter()
-    value = call()
-    seconds[stage] = time.perf_counter() - start
+def _cached(shared: dict[str, Any], seconds: dict[str, float], stage: str, key: tuple,
+            call: Callable[[], Any]) -> Any:
+    """The stage's value from `shared` when an earlier run of this photo made it with the same inputs
+    (its seconds are copied), else computed now and stored there."""
+    full_key = repr((stage, *key))
+    if full_key not in shared:
+        start = time.perf_counter()
+        shared[full_key] = (call(), time.perf_counter() - start)
+    value, seconds[stage] = shared[full_key]
     return value
 
 
-def run_stages(item: SetItem, model: FaceModel, settings: RunSettings) -> StageOutputs:
-    """Run the chain of stage functions on one photo with the settings of `settings.ablation`."""
+def run_stages(item: SetItem, model: FaceModel, settings: RunSettings,
+               shared: dict[str, Any] | None = None) -> StageOutputs:
+    """Run the chain of stage functions on one photo with the settings of `settings.ablation`.
+
+    `shared` (one dict per photo, kept across its runs) lets ablations reuse the stages they do not
+    change: a stage is recomputed only when its own settings or an earlier stage's differ.
+    """
     from inference_core import landmarks as landmark_stage
     from inference_core import texture
     from inference_core.fitting import fit
     from inference_core.photo import load_photo
 
+    shared = {} if shared is None else shared
     fit_settings, prior_settings, refine_settings, run_refine = stage_settings(settings.ablation)
     seconds: dict[str, float] = {}
-    photo = _timed(seconds, "load", lambda: load_photo(item.path))
-    marks = _timed(seconds, "detect", lambda: landmark_stage.detect(photo, detector=settings.detector))
-    fitted = _timed(seconds, "fit", lambda: fit(photo, marks, model, fit_settings, device=settings.device))
-    uv = _timed(seconds, "unwrap", lambda: texture.unwrap(photo, fitted, model, resolution=settings.resolution))
-    prior = _timed(seconds, "prior", lambda: texture.prior_albedo(uv, fitted, model, prior_settings))
+    key: tuple = (settings.detector,)
+    photo = _cached(shared, seconds, "load", (), lambda: load_photo(item.path))
+    marks = _cached(shared, seconds, "detect", key, lambda: landmark_stage.detect(photo, detector=settings.detector))
+    key += (fit_settings, settings.device)
+    fitted = _cached(shared, seconds, "fit", key, lambda: fit(photo, marks, model, fit_settings,
+                                                              device=settings.device))
+    key += (settings.resolution,)
+    uv = _cached(shared, seconds, "unwrap", key,
+                 lambda: texture.unwrap(photo, fitted, model, resolution=settings.resolution))
+    key += (prior_settings,)
+    prior = _cached(shared, seconds, "prior", key, lambda: texture.prior_albedo(uv, fitted, model, prior_settings))
     refined = None
     if run_refine:
-        refined = _timed(seconds, "refine", lambda: refine_stage().refine(
+        refined = _cached(shared, seconds, "refine", key + (refine_settings,), lambda: refine_stage().refine(
             uv, prior, fitted, model, refine_settings, device=settings.device))
     return StageOutputs(photo, marks, fitted, uv, prior, refined, seconds)
 
@@ -267,34 +284,44 @@ def regressions(stage_figures: dict[str, dict[str, float]]) -> list[dict[str, An
     return flags
 
 
-def evaluate_items(items: list[SetItem], model: FaceModel, settings: RunSettings,
-                   progress: ProgressCallback = ignore_progress,
-                   on_result: Callable[[PhotoResult], None] | None = None) -> dict[str, Any]:
-    """Run and measure every item; failed photos are recorded with their error code, never fatal.
+def evaluate_runs(items: list[SetItem], model: FaceModel, runs: dict[str, RunSettings],
+                  progress: ProgressCallback = ignore_progress,
+                  on_result: Callable[[str, PhotoResult], None] | None = None) -> dict[str, dict[str, Any]]:
+    """Run and measure every item under every run's settings; a failed photo is a record, never fatal.
 
-    `on_result` sees each PhotoResult as it is made (the report writes its contact sheet then, so that
-    pictures need not be kept for the whole set). Returns the JSON-ready run: per photo, summaries,
-    lighting spreads, regressions between stages.
+    Photo by photo, all runs in turn, so that ablations reuse the stages they leave unchanged (a fit
+    shared by the prior ablations is made once) and only one photo's images are in memory at a time.
+    `on_result(run_name, result)` sees each PhotoResult as it is made (the report writes contact sheets
+    then). Returns, per run name, the JSON-ready run of `summarise_run`.
     """
-    records, kept = [], {}
+    records: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
+    kept: dict[str, dict[str, PhotoResult]] = {name: {} for name in runs}
     grouped = {item.name for group in lighting_groups(items).values() for item in group}
     for index, item in enumerate(items):
         progress("evaluate", index / len(items), item.name)
-        try:
-            result = measure_photo(item, run_stages(item, model, settings), model)
-        except FaceAlbedoError as error:
-            if error.code is ErrorCode.USAGE:
-                raise
-            records.append({"name": item.name, "path": str(item.path), "status": error.code.name,
-                            "message": error.message})
-            continue
-        records.append(result.record)
-        if on_result is not None:
-            on_result(result)
-        if item.name in grouped:  # keep only what the lighting spread needs
-            kept[item.name] = PhotoResult(record={}, face_tiles=result.face_tiles,
-                                          visibility_face=result.visibility_face)
+        shared: dict[str, Any] = {}
+        for name, settings in runs.items():
+            try:
+                result = measure_photo(item, run_stages(item, model, settings, shared), model)
+            except FaceAlbedoError as error:
+                if error.code is ErrorCode.USAGE:
+                    raise
+                records[name].append({"name": item.name, "path": str(item.path), "status": error.code.name,
+                                      "message": error.message})
+                continue
+            records[name].append(result.record)
+            if on_result is not None:
+                on_result(name, result)
+            if item.name in grouped:  # keep only what the lighting spread needs
+                kept[name][item.name] = PhotoResult(record={}, face_tiles=result.face_tiles,
+                                                    visibility_face=result.visibility_face)
     progress("evaluate", 1.0, "done")
+    return {name: summarise_run(settings, records[name], kept[name], items) for name, settings in runs.items()}
+
+
+def summarise_run(settings: RunSettings, records: list[dict[str, Any]], kept: dict[str, PhotoResult],
+                  items: list[SetItem]) -> dict[str, Any]:
+    """One run as JSON: per photo, counts, stage summaries, landmarks, seconds, lighting, regressions."""
     summary = summarise_stages(records)
     medians = {stage: {m: s["median"] for m, s in figures.items() if "median" in s}
                for stage, figures in summary.items()}
