@@ -21,47 +21,44 @@ def barycentrics_at_pixels(verts_screen: torch.Tensor, corners: torch.Tensor, pi
     """
     px = (pixels % width).to(verts_screen.dtype)
     py = torch.div(pixels, width, rounding_mode="floor").to(verts_screen.dtype)
-    v = verts_screen[corners]  # (N, 3 corners, 3)
+    v = verts_screen.index_select(0, corners.reshape(-1)).reshape(-1, 3, 3)  # (N, corner, xyz)
     dx = v[..., 0] - px[:, None]  # (N, 3) corner minus pixel centre
     dy = v[..., 1] - py[:, None]
     # Twice the signed area of (pixel, corner k+1, corner k+2): proportional to barycentric k.
-    nxt, nxt2 = [1, 2, 0], [2, 0, 1]
-    sub_areas = dx[:, nxt] * dy[:, nxt2] - dy[:, nxt] * dx[:, nxt2]
+    dx_next, dy_next = dx.roll(-1, 1), dy.roll(-1, 1)
+    sub_areas = dx_next * dy.roll(-2, 1) - dy_next * dx.roll(-2, 1)
     screen = sub_areas / sub_areas.sum(1, keepdim=True)
     weighted = screen / v[..., 2]
     return weighted / weighted.sum(1, keepdim=True)
 
 
-def barycentrics(verts_screen: torch.Tensor, triangles: torch.Tensor, fragments: Fragments) -> torch.Tensor:
-    """(H, W, 3) perspective-correct barycentrics of each pixel centre, differentiable w.r.t. verts_screen.
+def barycentrics(verts_screen: torch.Tensor, triangles: torch.Tensor, fragments: Fragments, *,
+                 packed: bool = False) -> torch.Tensor:
+    """Perspective-correct barycentrics of the pixel centres, differentiable w.r.t. verts_screen.
 
-    verts_screen: (V, 3) [pixel x, pixel y, camera z], the same that were rasterised; background pixels get 0.
+    verts_screen: (V, 3) [pixel x, pixel y, camera z], the same that were rasterised; triangles: (F, 3).
+    Returns (H, W, 3) with 0 on background, or (N, 3) rows for fragments.covered_pixels if `packed`.
     """
-    width, height = fragments.image_size
-    pixels = fragments.covered_pixels
-    corners = triangles[fragments.triangle_id.reshape(-1)[pixels]]
-    bary = barycentrics_at_pixels(verts_screen, corners, pixels, width)
-    return _scatter_pixels(bary, pixels, height * width).reshape(height, width, 3)
+    width = fragments.image_size[0]
+    corners = triangles.index_select(0, fragments.covered_triangles)
+    bary = barycentrics_at_pixels(verts_screen, corners, fragments.covered_pixels, width)
+    return bary if packed else fragments.unpack(bary)
 
 
 def interpolate(attributes: torch.Tensor, triangles: torch.Tensor, fragments: Fragments,
-                bary: torch.Tensor | None = None) -> torch.Tensor:
-    """(H, W, C) vertex attributes (V, C) blended by barycentrics at each pixel; 0 on background.
+                bary: torch.Tensor | None = None, *, packed: bool = False) -> torch.Tensor:
+    """Vertex attributes (V, C) blended by barycentrics at each pixel, differentiable.
 
-    bary: (H, W, 3) from `barycentrics` (for gradients to vertex positions) or None for fragments.bary.
-    Differentiable w.r.t. attributes and bary. Interpolate several attributes in one call by
-    concatenating them along C: the gathers are the costly part.
+    bary: from `barycentrics` (for gradients to vertex positions), in the same layout as the result
+    ((H, W, 3) image, or (N, 3) rows if `packed`), or None for the detached fragments' barycentrics.
+    Returns (H, W, C) with 0 on background, or (N, C) rows for fragments.covered_pixels if `packed`.
+    Interpolate several attributes in one call by concatenating them along C: the gathers cost most.
     """
-    width, height = fragments.image_size
-    bary = fragments.bary if bary is None else bary
-    pixels = fragments.covered_pixels
-    corners = triangles[fragments.triangle_id.reshape(-1)[pixels]]  # (N, 3)
-    pixel_bary = bary.reshape(-1, 3)[pixels]  # (N, 3)
-    values = (attributes[corners] * pixel_bary[..., None]).sum(1)  # (N, C)
-    return _scatter_pixels(values, pixels, height * width).reshape(height, width, -1)
-
-
-def _scatter_pixels(values: torch.Tensor, pixels: torch.Tensor, n_pixels: int) -> torch.Tensor:
-    """(n_pixels, C) zeros with `values` (N, C) written at `pixels` (N,), differentiable."""
-    out = values.new_zeros(n_pixels, values.shape[1])
-    return out.index_copy(0, pixels, values)
+    if bary is None:
+        bary = fragments.packed_bary
+    elif not packed:
+        bary = fragments.pack(bary)
+    corners = triangles.index_select(0, fragments.covered_triangles)  # (N, 3)
+    corner_values = attributes.index_select(0, corners.reshape(-1)).reshape(len(corners), 3, -1)
+    values = (corner_values * bary[..., None]).sum(1)  # (N, C)
+    return values if packed else fragments.unpack(values)

@@ -9,6 +9,7 @@ carries no gradients; `interpolate.barycentrics` recomputes differentiable baryc
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -26,13 +27,18 @@ class Fragments:
     """What a rasteriser hands to the shaders: the visible triangle per pixel and where on it.
 
     triangle_id: (H, W) int64, index into the rasterised triangle list, -1 = background.
-    bary: (H, W, 3) float, perspective-correct barycentrics of the pixel centre, detached (0 on background).
-    depth: (H, W) float, camera z of the visible surface, +inf on background.
+    depth: (H, W) camera z of the visible surface (float32 precision), +inf on background.
+    bary: (H, W, 3) perspective-correct barycentrics of the pixel centres, detached, 0 on background;
+    computed on first use from the rasterised vertices (shaders that need gradients call
+    interpolate.barycentrics instead and never pay for it).
+    "Packed" values are (N, C) rows for the covered pixels only, in `covered_pixels` order: shading and
+    losses on packed rows skip the background (see `pack` and `unpack`).
     """
 
     triangle_id: torch.Tensor
-    bary: torch.Tensor
     depth: torch.Tensor
+    verts_screen: torch.Tensor  # (V, 3) detached [pixel x, pixel y, camera z] that were rasterised
+    triangles: torch.Tensor  # (F, 3) int64, the rasterised triangle list
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -46,8 +52,37 @@ class Fragments:
 
     @functools.cached_property
     def covered_pixels(self) -> torch.Tensor:
-        """(N,) int64 flat indices (y * W + x) of the covered pixels, computed once and shared by shaders."""
+        """(N,) int64 flat indices (y * W + x) of the covered pixels, ascending."""
         return torch.nonzero(self.triangle_id.reshape(-1) >= 0).squeeze(1)
+
+    @functools.cached_property
+    def covered_triangles(self) -> torch.Tensor:
+        """(N,) int64 triangle id seen at each covered pixel."""
+        return self.triangle_id.reshape(-1).index_select(0, self.covered_pixels)
+
+    @functools.cached_property
+    def packed_bary(self) -> torch.Tensor:
+        """(N, 3) detached perspective-correct barycentrics of the covered pixels."""
+        from inference_core.render.interpolate import barycentrics_at_pixels
+
+        corners = self.triangles.index_select(0, self.covered_triangles)
+        return barycentrics_at_pixels(self.verts_screen, corners, self.covered_pixels, self.image_size[0])
+
+    @functools.cached_property
+    def bary(self) -> torch.Tensor:
+        """(H, W, 3) detached perspective-correct barycentrics, 0 on background."""
+        return self.unpack(self.packed_bary)
+
+    def pack(self, image: torch.Tensor) -> torch.Tensor:
+        """(H, W, C) or (H, W) image -> (N, C) or (N,) values at the covered pixels."""
+        height, width = self.triangle_id.shape
+        return image.reshape(height * width, *image.shape[2:]).index_select(0, self.covered_pixels)
+
+    def unpack(self, values: torch.Tensor, background: float = 0.0) -> torch.Tensor:
+        """(N, C) or (N,) packed values -> (H, W, C) or (H, W) image, `background` elsewhere (differentiable)."""
+        height, width = self.triangle_id.shape
+        out = values.new_full((height * width, *values.shape[1:]), background)
+        return out.index_copy(0, self.covered_pixels, values).reshape(height, width, *values.shape[1:])
 
 
 def rasterize(verts_screen: torch.Tensor, triangles: torch.Tensor, image_size: tuple[int, int], *,
@@ -80,117 +115,111 @@ def _zbuffer(verts: torch.Tensor, triangles: torch.Tensor, width: int, height: i
     """(H*W,) int64 packed keys (depth bits << 32 | triangle id) of the nearest hit, _NO_HIT elsewhere."""
     setup = _TriangleSetup.build(verts, triangles, width, height, cull_backfaces)
     nearest = torch.full((height * width,), _NO_HIT, dtype=torch.int64, device=verts.device)
-    total = setup.total_pairs
-    for start in range(0, total, MAX_PAIRS_PER_CHUNK):
-        pair_triangle, pixel_x, pixel_y = setup.candidate_pairs(start, min(total, start + MAX_PAIRS_PER_CHUNK))
-        inside, depth = setup.test(pair_triangle, pixel_x, pixel_y)
-        pair_triangle, depth = pair_triangle[inside], depth[inside]
-        depth_bits = depth.to(torch.float32).view(torch.int32).to(torch.int64)
-        keys = (depth_bits << 32) | setup.triangle_id[pair_triangle]
-        pixel = pixel_y[inside] * width + pixel_x[inside]
-        nearest.scatter_reduce_(0, pixel, keys, reduce="amin")
+    for rows, box_w, box_h in setup.buckets():
+        per_chunk = max(1, MAX_PAIRS_PER_CHUNK // (box_w * box_h))
+        for start in range(rows.start, rows.stop, per_chunk):
+            chunk = slice(start, min(rows.stop, start + per_chunk))
+            keys, pixels = setup.hits(chunk, box_w, box_h, width)
+            nearest.scatter_reduce_(0, pixels.reshape(-1), keys.reshape(-1), reduce="amin")
     return nearest
+
+
+def _bucket_side(extent: torch.Tensor) -> torch.Tensor:
+    """Round box extents (pixels, >= 1) up to 1, 2, 3, 4, 6, 8, 12, 16, 24, ...: few buckets, little waste."""
+    power = torch.exp2(torch.floor(torch.log2(extent.to(torch.float64))))  # largest power of two <= extent
+    three_halves = torch.where(power >= 2, power * 1.5, power * 2)
+    side = torch.where(extent <= power, power, torch.where(extent <= three_halves, three_halves, power * 2))
+    return side.to(torch.int64)
 
 
 @dataclass(frozen=True)
 class _TriangleSetup:
-    """Per-triangle quantities for the drawable triangles (those with a non-empty pixel bounding box).
+    """Per-triangle planes of the drawable triangles, sorted so that each size bucket is one slice.
 
-    Edge functions are evaluated in float64 with each edge written from its smaller to its larger
-    vertex id, so that two triangles sharing an edge compute bit-identical values of opposite sign.
+    A bucket holds the triangles whose pixel bounding box, rounded up by `_bucket_side`, has the same
+    (width, height); its (triangle, pixel) candidates form one dense (triangles, width * height) grid.
+    Over the local pixel offsets (lx, ly) from the box corner, each edge function and the inverse camera
+    depth are planes a * lx + b * ly + c. Edge functions are oriented so that inside means all three are
+    >= 0 and written from the edge's smaller to its larger vertex id, so that triangles sharing an edge
+    evaluate the same line (no cracks). Arrays keep the triangle axis last: 1D rows vectorise best.
     """
 
     triangle_id: torch.Tensor  # (T,) index into the caller's triangle list
-    x0: torch.Tensor  # (T,) int64 first pixel column of the bounding box
-    y0: torch.Tensor  # (T,) int64 first pixel row
-    box_width: torch.Tensor  # (T,) int64
-    box_pixels: torch.Tensor  # (T,) int64 pixel count of the bounding box
-    first_pair: torch.Tensor  # (T,) int64 index of the triangle's first pair in the enumeration
-    edges: torch.Tensor  # (T, 3, 4) float64 [start x, start y, dx, dy] of each canonical edge
-    edge_signs: torch.Tensor  # (T, 3) float64, +-1 / area: turns canonical edge values into barycentrics
-    inverse_z: torch.Tensor  # (T, 3) float64 1 / camera z of the corners
+    origin: torch.Tensor  # (2, T) int64 box corner (x0, y0), pixels
+    box_size: torch.Tensor  # (2, T) int64 box width and height, pixels
+    planes: torch.Tensor  # (3 [a, b, c], 4 [edge 0, edge 1, edge 2, inverse depth], T)
+    bucket_codes: list[int]  # rounded (width << 20 | height) of each bucket, ascending
+    bucket_counts: list[int]  # triangles per bucket
 
     @staticmethod
     def build(verts: torch.Tensor, triangles: torch.Tensor, width: int, height: int,
               cull_backfaces: bool) -> "_TriangleSetup":
-        corners = verts[triangles].to(torch.float64)  # (F, 3, 3)
-        xy, z = corners[..., :2], corners[..., 2]
-        doubled_area = _cross2(xy[:, 1] - xy[:, 0], xy[:, 2] - xy[:, 0])
-        drawable = (z.amin(1) >= NEAR_Z) & torch.isfinite(corners).all(2).all(1) & (doubled_area != 0)
+        corners = verts.index_select(0, triangles.t().reshape(-1)).reshape(3, -1, 3).permute(2, 0, 1)
+        x, y, z = corners.contiguous()  # each (3 corners, F)
+        doubled_area = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0])
+        drawable = (z.amin(0) >= NEAR_Z) & torch.isfinite(doubled_area) & (doubled_area != 0)
         if cull_backfaces:
             drawable &= doubled_area < 0  # clockwise on a y-down screen = counter-clockwise from outside
-        x0 = torch.ceil(xy[..., 0].amin(1)).clamp(0, width)
-        x1 = torch.floor(xy[..., 0].amax(1)).clamp(-1, width - 1)
-        y0 = torch.ceil(xy[..., 1].amin(1)).clamp(0, height)
-        y1 = torch.floor(xy[..., 1].amax(1)).clamp(-1, height - 1)
-        box_width = (x1 - x0 + 1).clamp_min(0).to(torch.int64)
-        box_height = (y1 - y0 + 1).clamp_min(0).to(torch.int64)
-        drawable &= (box_width > 0) & (box_height > 0)
+        lo = torch.stack([torch.ceil(x.amin(0)).clamp_min(0), torch.ceil(y.amin(0)).clamp_min(0)])  # (2, F)
+        hi = torch.stack([torch.floor(x.amax(0)).clamp_max(width - 1), torch.floor(y.amax(0)).clamp_max(height - 1)])
+        box_size = (hi - lo + 1).clamp_min(0).to(torch.int64)
+        drawable &= (box_size > 0).all(0)
         keep = torch.nonzero(drawable).squeeze(1)
-        tri = triangles[keep]
-        xy, z, doubled_area = xy[keep], z[keep], doubled_area[keep]
-        # Edge k is opposite corner k: from corner k+1 to corner k+2, flipped to run from the smaller id.
-        start_corner = torch.tensor([1, 2, 0], device=verts.device)
-        end_corner = torch.tensor([2, 0, 1], device=verts.device)
-        forward = tri[:, start_corner] < tri[:, end_corner]  # (T, 3)
-        first = torch.where(forward[..., None], xy[:, start_corner], xy[:, end_corner])
-        second = torch.where(forward[..., None], xy[:, end_corner], xy[:, start_corner])
-        edges = torch.cat([first, second - first], dim=-1)
-        edge_signs = torch.where(forward, 1.0, -1.0).to(torch.float64) / doubled_area[:, None]
-        box_pixels = box_width[keep] * box_height[keep]
+        sides = _bucket_side(box_size[:, keep])
+        code, order = torch.sort((sides[0] << 20) | sides[1], stable=True)
+        codes, counts = torch.unique_consecutive(code, return_counts=True)
+        keep = keep[order]
+        tri, lo, box_size = triangles[keep].t(), lo[:, keep], box_size[:, keep]
+        x, y, z, doubled_area = x[:, keep], y[:, keep], z[:, keep], doubled_area[keep]
+        # Edge k is opposite corner k (from corner k+1 to k+2), written from its smaller vertex id.
+        forward = tri.roll(-1, 0) < tri.roll(-2, 0)  # (3, T)
+        x_first = torch.where(forward, x.roll(-1, 0), x.roll(-2, 0))
+        y_first = torch.where(forward, y.roll(-1, 0), y.roll(-2, 0))
+        dx = torch.where(forward, x.roll(-2, 0), x.roll(-1, 0)) - x_first
+        dy = torch.where(forward, y.roll(-2, 0), y.roll(-1, 0)) - y_first
+        orientation = (forward.to(x.dtype) * 2 - 1) * torch.sign(doubled_area)  # (3, T)
+        # e(lx, ly) = dx * (ly + y0 - y_first) - dy * (lx + x0 - x_first); oriented, e / |2A| = barycentric.
+        a, b = -dy * orientation, dx * orientation
+        c = (dx * (lo[1] - y_first) - dy * (lo[0] - x_first)) * orientation
+        depth_weights = 1.0 / (doubled_area.abs() * z)  # (3, T): barycentric / z per unit edge value
+        planes = torch.stack([torch.cat([p, (p * depth_weights).sum(0, keepdim=True)]) for p in (a, b, c)])
         return _TriangleSetup(
-            triangle_id=keep, x0=x0[keep].to(torch.int64), y0=y0[keep].to(torch.int64),
-            box_width=box_width[keep], box_pixels=box_pixels, first_pair=torch.cumsum(box_pixels, 0) - box_pixels,
-            edges=edges, edge_signs=edge_signs, inverse_z=1.0 / z,
+            triangle_id=keep, origin=lo.to(torch.int64), box_size=box_size, planes=planes,
+            bucket_codes=codes.tolist(), bucket_counts=counts.tolist(),
         )
 
-    @property
-    def total_pairs(self) -> int:
-        return int(self.box_pixels.sum())
+    def buckets(self) -> list[tuple[slice, int, int]]:
+        """[(rows, bucket box width, bucket box height)], rows being a slice of the sorted triangles."""
+        ends = itertools.accumulate(self.bucket_counts)
+        return [(slice(end - count, end), code >> 20, code & 0xFFFFF)
+                for code, count, end in zip(self.bucket_codes, self.bucket_counts, ends)]
 
-    def candidate_pairs(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Pairs start..stop-1 of the (triangle, bounding-box pixel) enumeration: (P,) triangle, x, y."""
-        device = self.box_pixels.device
-        pair = torch.arange(start, stop, device=device)
-        if start == 0 and stop == self.total_pairs:  # the usual single chunk: a cheaper expansion
-            pair_triangle = torch.repeat_interleave(torch.arange(len(self.box_pixels), device=device),
-                                                    self.box_pixels, output_size=stop)
-        else:
-            pair_triangle = torch.searchsorted(self.first_pair, pair, right=True) - 1
-        rank = pair - self.first_pair[pair_triangle]
-        box_width = self.box_width[pair_triangle]
-        return pair_triangle, self.x0[pair_triangle] + rank % box_width, self.y0[pair_triangle] + rank // box_width
-
-    def test(self, pair_triangle: torch.Tensor, pixel_x: torch.Tensor, pixel_y: torch.Tensor
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(P,) inside flags and (P,) float64 perspective-correct camera depth of each pair."""
-        edges = self.edges[pair_triangle]  # (P, 3, 4)
-        px = pixel_x.to(torch.float64)[:, None]
-        py = pixel_y.to(torch.float64)[:, None]
-        values = edges[..., 2] * (py - edges[..., 1]) - edges[..., 3] * (px - edges[..., 0])
-        screen_bary = values * self.edge_signs[pair_triangle]  # (P, 3), sums to 1
-        inside = (screen_bary >= 0).all(1)
-        depth = 1.0 / (screen_bary * self.inverse_z[pair_triangle]).sum(1)
-        return inside, depth
-
-
-def _cross2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """z of the 2D cross product of (..., 2) vectors."""
-    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+    def hits(self, rows: slice, box_w: int, box_h: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Packed z-buffer keys (_NO_HIT where not inside) and flat pixel ids, both (R, box_h * box_w)."""
+        a, b, c = self.planes[:, :, rows, None]  # each (4, R, 1)
+        device = a.device
+        lx = torch.arange(box_w, device=device).repeat(box_h)  # (K,) local column of each candidate
+        ly = torch.arange(box_h, device=device).repeat_interleave(box_w)
+        values = a * lx.to(a.dtype) + b * ly.to(a.dtype) + c  # (4, R, K)
+        inside = (values[0] >= 0) & (values[1] >= 0) & (values[2] >= 0)
+        box_width, box_height = self.box_size[:, rows, None]
+        if box_w > 1:
+            inside &= lx < box_width
+        if box_h > 1:
+            inside &= ly < box_height
+        depth_bits = (1.0 / values[3]).to(torch.float32).view(torch.int32).to(torch.int64)
+        keys = torch.where(inside, (depth_bits << 32) | self.triangle_id[rows, None], _NO_HIT)
+        x0, y0 = self.origin[:, rows, None]
+        pixels = (y0 + ly) * width + x0 + lx
+        return keys, torch.where(inside, pixels, 0)
 
 
 def _fragments_from_zbuffer(verts: torch.Tensor, triangles: torch.Tensor, nearest: torch.Tensor,
                             width: int, height: int) -> Fragments:
-    """Unpack the z-buffer keys and compute the (detached) barycentrics of the visible triangles."""
-    from inference_core.render.interpolate import barycentrics_at_pixels
-
+    """Unpack the z-buffer keys into triangle ids and depths."""
     covered = nearest != _NO_HIT
     triangle_id = torch.where(covered, nearest & _LOW32, -1)
-    pixels = torch.nonzero(covered).squeeze(1)
-    corners = triangles[triangle_id[pixels]]  # (N, 3)
-    bary = verts.new_zeros(height * width, 3)
-    bary[pixels] = barycentrics_at_pixels(verts, corners, pixels, width)
-    depth = torch.full((height * width,), torch.inf, dtype=verts.dtype, device=verts.device)
-    depth[pixels] = (bary[pixels] * verts[corners, 2]).sum(1)  # perspective-correct: = 1 / sum(l_i / z_i)
-    return Fragments(triangle_id=triangle_id.reshape(height, width), bary=bary.reshape(height, width, 3),
-                     depth=depth.reshape(height, width))
+    depth = (nearest >> 32).to(torch.int32).view(torch.float32).to(verts.dtype)
+    depth = torch.where(covered, depth, torch.inf)
+    return Fragments(triangle_id=triangle_id.reshape(height, width), depth=depth.reshape(height, width),
+                     verts_screen=verts, triangles=triangles)
