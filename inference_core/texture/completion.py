@@ -1,0 +1,129 @@
+"""Completion: a value for every texel of both skin tiles, without seams.
+
+Three layers, from the most to the least trusted:
+1. seen: the photo divided by the fitted shading (de-lit), weighted by visibility and by agreement
+   with the parametric albedo (a de-lit colour several times off it is hair, a frame or a cast shadow);
+2. mirrored: the same from the mirror texel (the UV layout is left/right symmetric, layout.mirror_texels);
+3. the parametric prior albedo.
+Each layer is laid over the one below by multi-band (Laplacian pyramid) blending with its confidence as
+the mask, so low frequencies cross over smoothly and no seam shows. Texels off the mesh get values
+pulled in from the covered ones (push-pull), so bilinear lookups across UV seams never meet black.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from inference_core.render.sh import shading
+from inference_core.texture.layout import mirror_texels
+from inference_core.values import UVTexture
+
+SOURCE_PRIOR, SOURCE_SEEN, SOURCE_MIRRORED = 0, 1, 2
+"""Values of PriorAlbedo.source."""
+SOURCE_CONFIDENCE = 0.5
+"""A texel is labelled seen (or mirrored) where that layer's confidence reaches this."""
+AGREEMENT_RATIO = (2.0, 3.5)
+"""De-lit / parametric luminance ratio (either way) where a seen texel's confidence falls from 1 to 0."""
+MIN_SHADING_FRACTION = 0.1
+"""Shading below this fraction of its median is too dark to divide by (confidence 0 there)."""
+COARSEST_BLEND_SIDE = 8
+"""The Laplacian pyramid of the blend stops at about this many texels per side."""
+
+
+def complete(uv: UVTexture, parametric: np.ndarray, sh_camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """((T, R, R, 3) completed albedo in [0, 1], (T, R, R) uint8 source) from the unwrapped photo.
+
+    parametric: (T, R, R, 3) prior albedo; sh_camera: (9, 3) the light it was fitted with.
+    """
+    delit, confidence = delit_texture(uv, parametric, sh_camera)
+    mirrored, mirror_confidence = mirror_texels(delit), mirror_texels(confidence) * uv.coverage
+    completed = np.empty_like(parametric)
+    for t in range(len(parametric)):
+        base = multiband_blend(mirrored[t], parametric[t], mirror_confidence[t])
+        merged = multiband_blend(delit[t], base, confidence[t])
+        completed[t] = push_pull_fill(merged, uv.coverage[t].astype(np.float32))
+    source = np.full(confidence.shape, SOURCE_PRIOR, np.uint8)
+    source[mirror_confidence >= SOURCE_CONFIDENCE] = SOURCE_MIRRORED
+    source[confidence >= SOURCE_CONFIDENCE] = SOURCE_SEEN
+    source[~uv.coverage] = SOURCE_PRIOR
+    return np.clip(np.nan_to_num(completed), 0.0, 1.0).astype(np.float32), source
+
+
+def delit_texture(uv: UVTexture, parametric: np.ndarray, sh_camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T, R, R, 3) photo / shading where seen (0 elsewhere) and (T, R, R) its confidence in [0, 1]."""
+    shade = shading(torch.from_numpy(uv.normals_camera.astype(np.float64)),
+                    torch.from_numpy(np.asarray(sh_camera, np.float64))).numpy()
+    luminance = shade.mean(-1)
+    usable = uv.coverage & (uv.visibility > 0)
+    floor = MIN_SHADING_FRACTION * (np.median(luminance[usable]) if usable.any() else 1.0)
+    lit_enough = luminance > floor
+    delit = np.where(lit_enough[..., None], uv.colour / np.maximum(shade, floor), 0.0)
+    ratio = np.maximum(delit.mean(-1), 1e-6) / np.maximum(parametric.mean(-1), 1e-6)
+    confidence = uv.visibility * lit_enough * agreement(ratio)
+    return delit.astype(np.float32), confidence.astype(np.float32)
+
+
+def agreement(ratio: np.ndarray) -> np.ndarray:
+    """1 while a ratio is within AGREEMENT_RATIO[0] of 1 (either way), smoothly 0 beyond AGREEMENT_RATIO[1]."""
+    low, high = np.log(AGREEMENT_RATIO)
+    t = np.clip((np.abs(np.log(ratio)) - low) / (high - low), 0.0, 1.0)
+    return 1.0 - t * t * (3.0 - 2.0 * t)
+
+
+def _levels(size: int) -> int:
+    return max(1, int(np.log2(max(size, 1) / COARSEST_BLEND_SIDE)))
+
+
+def laplacian_pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
+    """Band-pass levels (finest first) and the coarse residual last; they sum back to `image`."""
+    gaussian = [image]
+    for _ in range(levels):
+        gaussian.append(cv2.pyrDown(gaussian[-1]))
+    bands = [fine - cv2.pyrUp(coarse, dstsize=fine.shape[1::-1]) for fine, coarse in zip(gaussian, gaussian[1:])]
+    return bands + [gaussian[-1]]
+
+
+def collapse(pyramid: list[np.ndarray]) -> np.ndarray:
+    """Inverse of `laplacian_pyramid`."""
+    image = pyramid[-1]
+    for band in reversed(pyramid[:-1]):
+        image = cv2.pyrUp(image, dstsize=band.shape[1::-1]) + band
+    return image
+
+
+def multiband_blend(foreground: np.ndarray, background: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(H, W, C) foreground over background by Laplacian-pyramid blending with a (H, W) mask in [0, 1].
+
+    Where the mask is 0 the foreground is undefined: it is first filled with the background there, so
+    that its coarse levels carry no dark halo into the blend.
+    """
+    mask = np.clip(mask, 0.0, 1.0).astype(np.float32)
+    filled = np.where(mask[..., None] > 0, foreground, background).astype(np.float32)
+    levels = _levels(min(mask.shape))
+    masks = [mask]
+    for _ in range(levels):
+        masks.append(cv2.pyrDown(masks[-1]))
+    blended = [m[..., None] * f + (1 - m[..., None]) * b for m, f, b in
+               zip(masks, laplacian_pyramid(filled, levels), laplacian_pyramid(background.astype(np.float32), levels))]
+    return collapse(blended)
+
+
+def push_pull_fill(image: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(H, W, C) image whose zero-weight texels are filled from the weighted ones nearby (push-pull).
+
+    Texels with weight 1 keep their value; the others get a smooth extrapolation: the weighted image is
+    pulled down a pyramid, holes are filled from coarser levels, and pushed back up.
+    """
+    weight = np.clip(weight, 0.0, 1.0).astype(np.float32)
+    if weight.min() >= 1.0:
+        return image
+    if min(weight.shape) <= 1 or weight.max() <= 0:
+        return np.where(weight[..., None] > 0, image, image[weight > 0].mean(0) if weight.max() > 0 else 0)
+    small_size = ((weight.shape[1] + 1) // 2, (weight.shape[0] + 1) // 2)
+    weighted_small = cv2.resize(image * weight[..., None], small_size, interpolation=cv2.INTER_AREA)
+    weight_small = cv2.resize(weight, small_size, interpolation=cv2.INTER_AREA)
+    coarse = weighted_small / np.maximum(weight_small, 1e-8)[..., None]
+    coarse = push_pull_fill(coarse.reshape(*weight_small.shape, -1), np.clip(weight_small * 4.0, 0.0, 1.0))
+    upsampled = cv2.resize(coarse, image.shape[1::-1], interpolation=cv2.INTER_LINEAR).reshape(image.shape)
+    return weight[..., None] * image + (1 - weight[..., None]) * upsampled

@@ -1,0 +1,225 @@
+"""The prior albedo: a globally parameterised albedo fitted jointly with the global SH lighting.
+
+photo colour ~= albedo(coefficients) x shading(normal, SH) over the visible texels, solved by alternating
+weighted least squares (albedo coefficients given the light, then the light given the albedo), with
+robust (Cauchy) re-weighting so that hair, glasses and cast shadows do not pull the fit, on a
+downsampled texel grid (the prior only explains low frequencies). The albedo is linear in its
+coefficients: per-region colours (regions.py) or a learned PCA basis (pca.py) when one is available.
+
+Scale: albedo x light has one global scale ambiguity; it is fixed by keeping the luminance of the SH
+DC term equal to that of the fit's lighting (`FaceFit.sh_camera`), so that the albedo scale follows the
+fitting stage's convention and lights of equal energy give equal albedo.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from inference_core.facemodel import FaceModel
+from inference_core.render.sh import AMBIENT_WHITE, lambert_factors, sh_basis
+from inference_core.texture.completion import complete
+from inference_core.texture.pca import AlbedoBasis, default_basis_path, load_basis
+from inference_core.texture.regions import REGIONS, region_weights
+from inference_core.values import FaceFit, PriorAlbedo, UVTexture
+
+
+@dataclass(frozen=True)
+class PriorSettings:
+    """How the prior albedo is parameterised and fitted."""
+
+    basis_path: Path | None = None
+    """A learned PCA basis (pca.py). None: `<assets>/prior/albedo_pca.safetensors` when present."""
+    use_learned_basis: bool = True
+    """False: always per-region colours, even when a learned basis is present."""
+    fit_resolution: int = 128
+    """Texel grid (per tile side) on which albedo and light are fitted."""
+    iterations: int = 8
+    """Alternations of albedo and light solves."""
+
+
+REGION_PRIOR_COLOURS = np.array([
+    [0.50, 0.33, 0.26],  # skin
+    [0.45, 0.22, 0.20],  # lips
+    [0.18, 0.12, 0.09],  # brows
+    [0.45, 0.30, 0.24],  # eye area
+], dtype=np.float32)
+"""Linear-RGB colours each region is pulled towards where the photo says little (rows in REGIONS order)."""
+REGION_COLOUR_SPREAD = 0.25
+"""Prior standard deviation of a region colour channel: wide, to admit every skin tone."""
+FIT_NOISE = 0.03
+"""Assumed std of the low-frequency model error (linear colour), weighing the priors against the photo."""
+EFFECTIVE_SAMPLES = 200.0
+"""The photo's low frequencies count as this many independent observations (texels are correlated)."""
+LIGHT_SPREAD = 0.5
+"""Prior std of each SH coefficient about the fit's lighting, relative to the DC term."""
+ROBUST_SCALE = 0.25
+"""Relative residual at which a texel's weight halves (Cauchy re-weighting)."""
+MIN_FIT_VISIBILITY = 0.2
+"""Texels less visible than this (at the fit resolution) do not enter the fit."""
+LUMINANCE = np.array([0.2126, 0.7152, 0.0722])
+
+
+@dataclass(frozen=True)
+class LinearAlbedo:
+    """albedo = offset + sum_k coefficient_k * components[k], with a Gaussian prior on the coefficients."""
+
+    offset: np.ndarray  # (T, r, r, 3)
+    components: np.ndarray  # (K, T, r, r, 3)
+    prior_mean: np.ndarray  # (K,)
+    prior_std: np.ndarray  # (K,)
+
+    def evaluate(self, coefficients: np.ndarray) -> np.ndarray:
+        return self.offset + np.tensordot(coefficients, self.components, axes=1)
+
+
+def region_albedo(model: FaceModel, resolution: int) -> LinearAlbedo:
+    """One colour per region and channel: components (len(REGIONS) * 3, T, r, r, 3)."""
+    weights = region_weights(model, resolution)  # (K, T, r, r)
+    eye = np.eye(3, dtype=np.float32)
+    components = (weights[:, None, ..., None] * eye[None, :, None, None, None, :]).reshape(-1, *weights.shape[1:], 3)
+    return LinearAlbedo(offset=np.zeros(components.shape[1:], np.float32), components=components,
+                        prior_mean=REGION_PRIOR_COLOURS.reshape(-1),
+                        prior_std=np.full(components.shape[0], REGION_COLOUR_SPREAD, np.float32))
+
+
+def pca_albedo(basis: AlbedoBasis, resolution: int) -> LinearAlbedo:
+    """The learned basis resampled to `resolution`."""
+    return LinearAlbedo(offset=resize_maps(basis.mean, resolution),
+                        components=np.stack([resize_maps(c, resolution) for c in basis.components]),
+                        prior_mean=np.zeros(len(basis.stddev), np.float32), prior_std=basis.stddev)
+
+
+def resize_maps(maps: np.ndarray, resolution: int) -> np.ndarray:
+    """(T, R, R, C) maps resized per tile to (T, r, r, C): area averaging down, bilinear up."""
+    if maps.shape[1] == resolution:
+        return maps.astype(np.float32, copy=False)
+    interpolation = cv2.INTER_AREA if resolution < maps.shape[1] else cv2.INTER_LINEAR
+    resized = [cv2.resize(np.ascontiguousarray(tile, np.float32), (resolution, resolution),
+                          interpolation=interpolation) for tile in maps]
+    return np.stack(resized).reshape(len(maps), resolution, resolution, *maps.shape[3:])
+
+
+@dataclass(frozen=True)
+class FitData:
+    """The unwrapped texture at the fit resolution, flattened over the texels that enter the fit."""
+
+    texels: np.ndarray  # (M,) flat indices into (T, r, r)
+    colour: np.ndarray  # (M, 3) linear photo colour
+    weight: np.ndarray  # (M,) visibility
+    sh_basis: np.ndarray  # (M, 9) SH basis x Lambert factors of the normals: shading = sh_basis @ sh
+
+    @staticmethod
+    def from_texture(uv: UVTexture, resolution: int) -> "FitData":
+        visibility = uv.visibility[..., None]
+        weight = resize_maps(visibility, resolution)
+        colour = resize_maps(uv.colour * visibility, resolution) / np.maximum(weight, 1e-6)
+        covered = resize_maps(uv.coverage[..., None].astype(np.float32), resolution)
+        normals = resize_maps(uv.normals_camera * uv.coverage[..., None], resolution) / np.maximum(covered, 1e-6)
+        texels = np.nonzero(weight.reshape(-1) >= MIN_FIT_VISIBILITY)[0]
+        normals = normals.reshape(-1, 3)[texels].astype(np.float64)
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-9)
+        basis = (sh_basis(torch.from_numpy(normals)) * lambert_factors(torch.float64)).numpy()
+        return FitData(texels=texels, colour=colour.reshape(-1, 3)[texels].astype(np.float64),
+                       weight=weight.reshape(-1)[texels].astype(np.float64), sh_basis=basis)
+
+
+def prior_albedo(uv: UVTexture, fit: FaceFit, model: FaceModel, settings: PriorSettings | None = None) -> PriorAlbedo:
+    """Fit the parametric albedo and the global light to the unwrapped photo; complete the de-lit texture."""
+    settings = settings or PriorSettings()
+    resolution = uv.colour.shape[1]
+    fit_resolution = min(settings.fit_resolution, resolution)
+    basis = learned_basis(settings)
+    albedo_model = pca_albedo(basis, fit_resolution) if basis else region_albedo(model, fit_resolution)
+    data = FitData.from_texture(uv, fit_resolution)
+    coefficients, sh = fit_albedo_and_light(data, albedo_model, starting_light(fit.sh_camera))
+    if basis:
+        parametric = resize_maps(basis.evaluate(coefficients), resolution)
+    else:
+        parametric = region_albedo_at(model, resolution, coefficients)
+    parametric = np.clip(parametric, 0.0, 1.0).astype(np.float32)
+    completed, source = complete(uv, parametric, sh)
+    return PriorAlbedo(parametric=parametric, completed=completed, source=source, sh_camera=sh.astype(np.float32),
+                       kind="pca" if basis else "regions",
+                       coefficients=np.asarray(coefficients, np.float32).reshape(-1 if basis else (len(REGIONS), 3)),
+                       tiles=uv.tiles)
+
+
+def region_albedo_at(model: FaceModel, resolution: int, coefficients: np.ndarray) -> np.ndarray:
+    """(T, R, R, 3) albedo of region colours (len(REGIONS) * 3 coefficients) at `resolution`."""
+    colours = np.asarray(coefficients, np.float32).reshape(len(REGIONS), 3)
+    return np.tensordot(region_weights(model, resolution), colours, axes=([0], [0]))
+
+
+def learned_basis(settings: PriorSettings) -> AlbedoBasis | None:
+    """The PCA basis named by the settings, else the assets folder's, else None (region colours)."""
+    if not settings.use_learned_basis:
+        return None
+    path = settings.basis_path or default_basis_path()
+    return load_basis(path) if path else None
+
+
+def starting_light(sh_camera: np.ndarray) -> np.ndarray:
+    """(9, 3) the fit's lighting, or a uniform white light where the fit gives none with positive energy."""
+    sh = np.asarray(sh_camera, np.float64)
+    if sh.shape == (9, 3) and np.all(np.isfinite(sh)) and sh[0] @ LUMINANCE > 1e-6:
+        return sh.copy()
+    light = np.zeros((9, 3))
+    light[0] = AMBIENT_WHITE
+    return light
+
+
+def fit_albedo_and_light(data: FitData, albedo: LinearAlbedo, sh_start: np.ndarray,
+                         iterations: int = PriorSettings.iterations) -> tuple[np.ndarray, np.ndarray]:
+    """Alternating robust weighted least squares: ((K,) albedo coefficients, (9, 3) SH radiance).
+
+    The SH DC luminance stays that of `sh_start` (the scale convention, see the module docstring); the
+    last step is an albedo solve, so the returned pair is consistent.
+    """
+    components = albedo.components.reshape(len(albedo.components), -1, 3)[:, data.texels].transpose(1, 0, 2)
+    offset = albedo.offset.reshape(-1, 3)[data.texels].astype(np.float64)  # (M, 3)
+    components = components.astype(np.float64)  # (M, K, 3)
+    target_luminance = sh_start[0] @ LUMINANCE
+    sh, weight = sh_start.copy(), data.weight.copy()
+    coefficients = albedo.prior_mean.astype(np.float64)
+    for _ in range(iterations):
+        coefficients = solve_albedo(data, components, offset, sh, weight, albedo)
+        texel_albedo = offset + np.einsum("mkc,k->mc", components, coefficients)
+        sh = solve_light(data, texel_albedo, weight, sh_start)
+        sh *= target_luminance / max(sh[0] @ LUMINANCE, 1e-6 * target_luminance)
+        weight = data.weight * robust_weight(data.colour, texel_albedo * (data.sh_basis @ sh))
+    coefficients = solve_albedo(data, components, offset, sh, weight, albedo)
+    return coefficients, sh
+
+
+def robust_weight(observed: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """(M,) Cauchy weights of the relative residual: 1 for a perfect fit, 1/2 at ROBUST_SCALE."""
+    relative = np.abs(observed - predicted).mean(1) / np.maximum(predicted.mean(1), 1e-3)
+    return 1.0 / (1.0 + (relative / ROBUST_SCALE) ** 2)
+
+
+def solve_albedo(data: FitData, components: np.ndarray, offset: np.ndarray, sh: np.ndarray, weight: np.ndarray,
+                 albedo: LinearAlbedo) -> np.ndarray:
+    """(K,) coefficients minimising the weighted photo residual under light `sh`, plus their prior."""
+    shading = data.sh_basis @ sh  # (M, 3)
+    design = components * shading[:, None, :]  # (M, K, 3)
+    residual = data.colour - offset * shading
+    scale = EFFECTIVE_SAMPLES / max(weight.sum(), 1e-9)
+    precision = (FIT_NOISE / albedo.prior_std.astype(np.float64)) ** 2
+    normal = scale * np.einsum("m,mkc,mlc->kl", weight, design, design) + np.diag(precision)
+    rhs = scale * np.einsum("m,mkc,mc->k", weight, design, residual) + precision * albedo.prior_mean
+    return np.linalg.solve(normal, rhs)
+
+
+def solve_light(data: FitData, texel_albedo: np.ndarray, weight: np.ndarray, sh_start: np.ndarray) -> np.ndarray:
+    """(9, 3) SH radiance minimising the weighted photo residual for a fixed albedo, pulled to `sh_start`."""
+    design = data.sh_basis[:, None, :] * texel_albedo[:, :, None]  # (M, 3, 9)
+    scale = EFFECTIVE_SAMPLES / max(weight.sum(), 1e-9)
+    spread = LIGHT_SPREAD * max(abs(sh_start[0] @ LUMINANCE), 1e-6)
+    ridge = (FIT_NOISE / spread) ** 2 * np.eye(9)
+    normal = scale * np.einsum("m,mci,mcj->cij", weight, design, design) + ridge  # (3, 9, 9)
+    rhs = scale * np.einsum("m,mci,mc->ci", weight, design, data.colour) + (ridge @ sh_start).T  # (3, 9)
+    return np.linalg.solve(normal, rhs[..., None])[..., 0].T

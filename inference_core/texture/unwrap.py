@@ -1,0 +1,128 @@
+"""Unwrap: resample the photo into the skin UV tiles through the fitted head and camera.
+
+For each covered texel: the surface point it shows (UV rasterisation, cached per resolution) on the
+fitted vertices -> camera space -> a position in `photo.texture_linear` (full resolution). Colours are
+sampled trilinearly from a Gaussian pyramid (mip-mapping): the level follows the texel's footprint in the
+photo, from the UV -> pixel Jacobian of its triangle, so a large face is prefiltered instead of aliased
+and a small one is sampled bilinearly at full resolution instead of blockily.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from inference_core.facemodel import FaceModel
+from inference_core.facemodel.geometry import vertex_normals
+from inference_core.render.camera import project
+from inference_core.texture.layout import TexelLayout, texel_layout
+from inference_core.texture.regions import feature_exclusion
+from inference_core.texture.visibility import texel_visibility
+from inference_core.values import Camera, FaceFit, Photo, UVTexture
+
+MIN_PYRAMID_SIDE = 8
+"""The pyramid stops before a level's shorter side falls below this many pixels."""
+
+
+def unwrap(photo: Photo, fit: FaceFit, model: FaceModel, resolution: int = 1024) -> UVTexture:
+    """The photo resampled into tiles (1001, 1002) at `resolution`, with per-texel visibility.
+
+    Off-mesh texels (and texels whose point falls outside the photo) have colour 0; see UVTexture.
+    """
+    layout = texel_layout(model, resolution)
+    points, normals = texel_surface(fit.vertices_cm, model, layout, fit.camera)
+    texture_camera = fit.camera.scaled(photo.texture_linear.shape[1] / fit.camera.image_size[0])
+    pixels = project(torch.from_numpy(points), texture_camera.fx, texture_camera.fy,
+                     texture_camera.cx, texture_camera.cy).numpy()
+    footprint = texel_footprint(fit.vertices_cm, model, layout, texture_camera)
+    colour = sample_trilinear(gaussian_pyramid(photo.texture_linear), pixels, footprint)
+    excluded = layout.gather(feature_exclusion(model, resolution))
+    visibility = texel_visibility(points, normals, fit.vertices_cm, model, fit.camera, fit.inlier_weight, excluded)
+    colour[visibility <= 0] = 0.0
+    return UVTexture(
+        colour=layout.scatter(colour.astype(np.float32)),
+        visibility=layout.scatter(visibility),
+        normals_camera=layout.scatter(normals.astype(np.float32)),
+        coverage=layout.coverage.copy(),
+        tiles=layout.tiles,
+    )
+
+
+def texel_surface(vertices_cm: np.ndarray, model: FaceModel, layout: TexelLayout,
+                  camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 3) camera-space points (cm) and (N, 3) unit camera-space normals of the covered texels."""
+    verts = torch.from_numpy(np.asarray(vertices_cm, np.float64))
+    vertex_n = vertex_normals(verts, torch.from_numpy(model.triangles)).numpy()
+    corners = model.triangles[layout.triangle]  # (N, 3)
+    bary = layout.bary[..., None].astype(np.float64)
+    points_model = (np.asarray(vertices_cm, np.float64)[corners] * bary).sum(1)
+    normals_model = (vertex_n[corners] * bary).sum(1)
+    normals_model /= np.maximum(np.linalg.norm(normals_model, axis=1, keepdims=True), 1e-12)
+    points = points_model @ camera.rotation.T + camera.translation_cm
+    return points, normals_model @ camera.rotation.T
+
+
+def texel_footprint(vertices_cm: np.ndarray, model: FaceModel, layout: TexelLayout, camera: Camera) -> np.ndarray:
+    """(N,) photo pixels spanned by one texel step: the longer column of each triangle's UV -> pixel Jacobian.
+
+    Within a (small) triangle the map from texel coordinates to photo pixels is close to affine, with
+    Jacobian J = [s1 - s0, s2 - s0] [t1 - t0, t2 - t0]^-1 (s: corner pixels, t: corner texels).
+    """
+    used, inverse = np.unique(layout.triangle, return_inverse=True)
+    corners = model.triangles[used]
+    verts = torch.from_numpy(np.asarray(vertices_cm, np.float64)[corners].reshape(-1, 3))
+    points = verts @ torch.from_numpy(camera.rotation).T + torch.from_numpy(camera.translation_cm)
+    screen = project(points, camera.fx, camera.fy, camera.cx, camera.cy).numpy().reshape(-1, 3, 2)
+    texels = model.uvs[model.triangle_uvs[used]].astype(np.float64) * layout.resolution  # (n, 3, 2)
+    screen_edges = np.stack([screen[:, 1] - screen[:, 0], screen[:, 2] - screen[:, 0]], axis=2)  # (n, 2, 2)
+    texel_edges = np.stack([texels[:, 1] - texels[:, 0], texels[:, 2] - texels[:, 0]], axis=2)
+    determinant = np.linalg.det(texel_edges)
+    safe = np.abs(determinant) > 1e-9
+    jacobian = np.zeros_like(screen_edges)
+    jacobian[safe] = screen_edges[safe] @ np.linalg.inv(texel_edges[safe])
+    footprint = np.linalg.norm(jacobian, axis=1).max(1)  # the longer of the per-axis steps, pixels
+    footprint[~safe] = 1.0
+    return footprint[inverse]
+
+
+def gaussian_pyramid(image: np.ndarray) -> list[np.ndarray]:
+    """Levels 0.. of (H, W, C) float32 images, each Gaussian-blurred and halved (cv2.pyrDown).
+
+    pyrDown keeps every second pixel of the blurred image, so pixel x of level k sits at x * 2**k of level 0.
+    """
+    levels = [np.ascontiguousarray(image, dtype=np.float32)]
+    while min(levels[-1].shape[:2]) // 2 >= MIN_PYRAMID_SIDE:
+        levels.append(cv2.pyrDown(levels[-1]))
+    return levels
+
+
+def bilinear(image: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """(N, C) bilinear samples of (H, W, C) `image` at (N, 2) pixel positions (x, y), clamped at the border."""
+    height, width = image.shape[:2]
+    x = np.clip(pixels[:, 0], 0.0, width - 1.0)
+    y = np.clip(pixels[:, 1], 0.0, height - 1.0)
+    x0 = np.minimum(np.floor(x).astype(np.int64), width - 2 if width > 1 else 0)
+    y0 = np.minimum(np.floor(y).astype(np.int64), height - 2 if height > 1 else 0)
+    x1, y1 = np.minimum(x0 + 1, width - 1), np.minimum(y0 + 1, height - 1)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    top = image[y0, x0] * (1 - fx) + image[y0, x1] * fx
+    bottom = image[y1, x0] * (1 - fx) + image[y1, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def sample_trilinear(pyramid: list[np.ndarray], pixels: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+    """(N, C) colours at level-0 `pixels`, blending the two pyramid levels around log2(footprint).
+
+    A footprint of at most one pixel samples level 0 bilinearly.
+    """
+    lod = np.clip(np.log2(np.maximum(footprint, 1.0)), 0.0, len(pyramid) - 1.0)
+    lower = np.floor(lod).astype(np.int64)
+    blend = (lod - lower)[:, None]
+    result = np.zeros((len(pixels), pyramid[0].shape[2]), np.float64)
+    for level in np.unique(lower):
+        rows = np.nonzero(lower == level)[0]
+        here = bilinear(pyramid[level], pixels[rows] / 2.0 ** level)
+        upper = min(level + 1, len(pyramid) - 1)
+        above = bilinear(pyramid[upper], pixels[rows] / 2.0 ** upper)
+        result[rows] = here * (1 - blend[rows]) + above * blend[rows]
+    return result

@@ -1,0 +1,110 @@
+"""How far each texel's photo colour can be trusted: occlusion, facing, grazing angle, outliers, features.
+
+All functions work on the N covered texels of a `TexelLayout` (flattened), given where their surface
+points lie in camera space and on the photo. The product of the factors is `UVTexture.visibility`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from inference_core.facemodel import FaceModel
+from inference_core.render.camera import project
+from inference_core.render.rasterize import rasterize
+from inference_core.values import Camera
+
+OCCLUDER_PARTS = ("face", "head_neck", "eye_socket_left", "eye_socket_right", "eyeball_left", "eyeball_right")
+"""Parts drawn into the z-buffer: the opaque surfaces that can hide skin (not lashes or eye shells)."""
+
+DEPTH_TOLERANCE_CM = 0.25
+"""A texel counts as unoccluded when it lies at most this far behind the z-buffer (plus the slope term)."""
+DEPTH_SLOPE_PIXELS = 1.5
+"""Extra tolerance in pixels of depth change along the surface, for texels seen obliquely."""
+MAX_SLOPE = 3.0
+"""tan(view angle) is clamped here for the slope term; steeper texels fade out by `grazing_weight` anyway."""
+
+GRAZING_COS = (0.10, 0.45)
+"""n.v where visibility rises from 0 (about 84 degrees) to 1 (about 63 degrees), smoothstep between."""
+
+
+def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    """0 below edge0, 1 above edge1, a C1 ramp between."""
+    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def view_cosine(points_camera: np.ndarray, normals_camera: np.ndarray) -> np.ndarray:
+    """(N,) n.v: cosine between the outward normal and the direction from the point to the camera."""
+    to_camera = -points_camera / np.linalg.norm(points_camera, axis=1, keepdims=True)
+    return (normals_camera * to_camera).sum(1)
+
+
+def grazing_weight(cosine: np.ndarray) -> np.ndarray:
+    """(N,) 0 for surfaces facing away or seen edge-on, rising smoothly to 1 for surfaces facing the camera."""
+    return smoothstep(*GRAZING_COS, cosine)
+
+
+def bilinear_taps(pixels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 4 neighbouring pixel centres of each point: (N, 4) x, (N, 4) y (clamped), (N, 4) weights.
+
+    Taps outside the image get weight 0, so a point's weights sum to its share inside the image.
+    """
+    width, height = size
+    x0 = np.floor(pixels[:, 0]).astype(np.int64)
+    y0 = np.floor(pixels[:, 1]).astype(np.int64)
+    fx = pixels[:, 0] - x0
+    fy = pixels[:, 1] - y0
+    xs = np.stack([x0, x0 + 1, x0, x0 + 1], 1)
+    ys = np.stack([y0, y0, y0 + 1, y0 + 1], 1)
+    weights = np.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], 1)
+    inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+    return np.clip(xs, 0, width - 1), np.clip(ys, 0, height - 1), np.where(inside, weights, 0.0)
+
+
+def depth_buffer(vertices_cm: np.ndarray, model: FaceModel, camera: Camera) -> np.ndarray:
+    """(H, W) camera z (cm) of the nearest opaque head surface per pixel of `camera`, +inf elsewhere."""
+    verts = torch.from_numpy(np.asarray(vertices_cm, np.float64))
+    points = verts @ torch.from_numpy(camera.rotation).T + torch.from_numpy(camera.translation_cm)
+    screen = torch.cat([project(points, camera.fx, camera.fy, camera.cx, camera.cy), points[:, 2:]], 1)
+    triangles = torch.from_numpy(model.triangles[model.part_triangles(*OCCLUDER_PARTS)])
+    return rasterize(screen, triangles, camera.image_size).depth.numpy()
+
+
+def unoccluded_fraction(points_camera: np.ndarray, cosine: np.ndarray, camera: Camera,
+                        depth: np.ndarray) -> np.ndarray:
+    """(N,) share of each texel's 4 nearest pixels where its point is not behind the z-buffer.
+
+    The bilinear share makes occlusion boundaries ramp over a pixel instead of stepping. Points outside
+    the image get 0 (their taps carry no weight).
+    """
+    z = points_camera[:, 2]
+    pixels = project(torch.from_numpy(points_camera), camera.fx, camera.fy, camera.cx, camera.cy).numpy()
+    xs, ys, weights = bilinear_taps(pixels, camera.image_size)
+    tangent = np.sqrt(np.clip(1.0 - cosine ** 2, 0.0, 1.0)) / np.clip(cosine, 1.0 / MAX_SLOPE, 1.0)
+    tolerance = DEPTH_TOLERANCE_CM + DEPTH_SLOPE_PIXELS * (z / camera.fx) * tangent
+    in_front = z[:, None] <= depth[ys, xs] + tolerance[:, None]
+    return (weights * in_front).sum(1)
+
+
+def sample_map(image: np.ndarray, points_camera: np.ndarray, camera: Camera) -> np.ndarray:
+    """(N,) bilinear samples of a (H, W) map of the photo (e.g. inlier weights) where the points project."""
+    pixels = project(torch.from_numpy(points_camera), camera.fx, camera.fy, camera.cx, camera.cy).numpy()
+    xs, ys, weights = bilinear_taps(pixels, camera.image_size)
+    return (weights * image[ys, xs]).sum(1) / np.maximum(weights.sum(1), 1e-12)
+
+
+def texel_visibility(points_camera: np.ndarray, normals_camera: np.ndarray, vertices_cm: np.ndarray,
+                     model: FaceModel, camera: Camera, inlier_weight: np.ndarray,
+                     feature_exclusion: np.ndarray) -> np.ndarray:
+    """(N,) float32 in [0, 1]: the product of every reason to trust a texel's photo colour.
+
+    points_camera, normals_camera: (N, 3) cm and unit, camera space; camera: processing pixels (the fit's);
+    inlier_weight: (H, W) from the fit; feature_exclusion: (N,) 1 on eyes, mouth interior, nostrils.
+    """
+    cosine = view_cosine(points_camera, normals_camera)
+    depth = depth_buffer(vertices_cm, model, camera)
+    visibility = grazing_weight(cosine)
+    visibility *= unoccluded_fraction(points_camera, cosine, camera, depth)
+    visibility *= np.clip(sample_map(np.asarray(inlier_weight, np.float64), points_camera, camera), 0.0, 1.0)
+    visibility *= 1.0 - feature_exclusion
+    return visibility.astype(np.float32)
