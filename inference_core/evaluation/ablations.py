@@ -32,7 +32,8 @@ ABLATIONS: dict[str, Ablation] = {
     "identity-20": Ablation("20 instead of 60 identity modes", fit={"identity_modes": 20}),
     "no-symmetry": Ablation("completion without mirror symmetry (prior only where unseen)",
                             prior={"symmetry": False}),
-    "regions-prior": Ablation("region-colour prior instead of the learned PCA prior", prior={"kind": "regions"}),
+    "regions-prior": Ablation("region-colour prior instead of the learned PCA prior (same as the defaults "
+                              "while no basis is installed)", prior={"use_learned_basis": False}),
     "no-refine": Ablation("no detail refinement: the prior-stage albedo is final", skip_refine=True),
     "no-detailed-illumination": Ablation("refine with the global SH only (no per-texel illumination)",
                                          refine={"detailed_illumination": False}),
