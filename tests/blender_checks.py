@@ -28,7 +28,7 @@ def imported_objects(before: set) -> list:
     return [o for o in bpy.data.objects if o.name not in before and o.type == "MESH"]
 
 
-def check_camera(result: Path, vertex_ids: list[int]) -> list[list[float]]:
+def check_camera(result: Path, vertex_ids: list[int]) -> dict:
     camera_doc = json.loads((result / "camera.json").read_text())["blender"]
     before = {o.name for o in bpy.data.objects}
     bpy.ops.wm.obj_import(filepath=str(result / "head.obj"))
@@ -52,7 +52,10 @@ def check_camera(result: Path, vertex_ids: list[int]) -> list[list[float]]:
     for index in vertex_ids:
         ndc = world_to_camera_view(scene, camera, head.matrix_world @ head.data.vertices[index].co)
         pixels.append([ndc.x * width - 0.5, (1.0 - ndc.y) * height - 0.5])
-    return pixels
+    matrix = np.array(head.matrix_world)
+    coords = np.array([v.co[:] for v in head.data.vertices]) @ matrix[:3, :3].T + matrix[:3, 3]
+    return {"pixels": pixels, "obj_vertices_blender": coords.tolist(),
+            "materials": [m.name for m in head.data.materials]}
 
 
 def check_glb(result: Path) -> dict:
@@ -60,7 +63,12 @@ def check_glb(result: Path) -> dict:
     bpy.ops.import_scene.gltf(filepath=str(result / "head.glb"))
     heads = imported_objects(before)
     keys = heads[0].data.shape_keys
-    return {"objects": len(heads), "vertices": len(heads[0].data.vertices),
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    evaluated = heads[0].evaluated_get(depsgraph)
+    matrix = np.array(evaluated.matrix_world)
+    coords = np.array([v.co[:] for v in evaluated.to_mesh().vertices])
+    posed = coords @ matrix[:3, :3].T + matrix[:3, 3]  # shape keys at their default values applied
+    return {"objects": len(heads), "vertices": len(heads[0].data.vertices), "posed_vertices": posed.tolist(),
             "materials": [m.name for m in heads[0].data.materials],
             "shape_keys": [k.name for k in keys.key_blocks[1:]],
             "shape_key_values": [k.value for k in keys.key_blocks[1:]]}

@@ -67,3 +67,57 @@ def made_up_values(model: FaceModel, resolution: int = 64, with_refined: bool = 
         sh_map[..., 0, :] *= np.linspace(0.9, 1.1, r, dtype=np.float32)[:, None, None]
         refined = RefinedAlbedo(albedo=albedo * 0.95, sh_map=sh_map, sh_global=SH_CAMERA, losses={"total": 0.1})
     return photo, landmarks, fit, uv, prior, refined
+
+
+def run_blender_checks(result: "Path", scratch: "Path", vertex_ids: list[int]) -> dict:
+    """Run tests/blender_checks.py on a result folder in a bpy subprocess with Blender's user folders in `scratch`."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    scratch.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "HOME": str(scratch), "BLENDER_USER_RESOURCES": str(scratch / "blender"),
+           "XDG_CACHE_HOME": str(scratch / "cache"), "XDG_CONFIG_HOME": str(scratch / "config")}
+    out = scratch / "blender_checks.json"
+    script = Path(__file__).with_name("blender_checks.py")
+    completed = subprocess.run([sys.executable, str(script), "--", str(result), str(out), json.dumps(vertex_ids)],
+                               env=env, cwd=scratch, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def check_blender_report(report: dict, result: "Path", fit_landmarks_original: np.ndarray) -> None:
+    """The assertions shared by the synthetic and the real result: camera, glb, environment in Blender."""
+    import json
+
+    from scipy.spatial import cKDTree
+
+    from inference_core.export.camera import OBJ_TO_BLENDER
+    from inference_core.export.lighting import irradiance
+
+    # Blender's camera from camera.json puts the landmark vertices where the fit put them
+    pixels = np.array(report["camera"]["pixels"])
+    assert np.abs(pixels - fit_landmarks_original).max() < 0.5
+    assert set(report["camera"]["materials"]) == {"skin", "eyes", "teeth", "gums"}
+    # head.glb: one object, the four materials (skin per tile), 57 named shape keys at the fitted weights,
+    # and with them applied the same surface as head.obj
+    manifest = json.loads((result / "manifest.json").read_text())
+    glb = report["glb"]
+    assert glb["objects"] == 1
+    assert {m.split(".")[0] for m in glb["materials"]} == {"skin_1001", "skin_1002", "eyes", "teeth", "gums"}
+    assert glb["shape_keys"] == list(manifest["model"]["expression"])
+    np.testing.assert_allclose(glb["shape_key_values"], list(manifest["model"]["expression"].values()), atol=1e-6)
+    distance, _ = cKDTree(np.array(report["camera"]["obj_vertices_blender"])).query(np.array(glb["posed_vertices"]))
+    assert distance.max() < 1e-4  # metres: 0.1 mm (OBJ text keeps 1 um)
+    # environment.hdr lights a white Lambertian sphere in Cycles as lighting.json's formula says
+    sh = np.array(json.loads((result / "lighting.json").read_text())["sh_radiance"])
+    for side, view in report["sphere"].items():
+        rendered = np.array(view["radiance"])
+        normals_world = np.array(view["normals_blender"]) @ OBJ_TO_BLENDER  # Blender -> head.obj frame
+        expected = irradiance(sh, normals_world) / np.pi  # outgoing radiance of albedo 1
+        relative = np.abs(rendered.mean(0) - expected.mean(0)) / expected.mean(0)
+        assert relative.max() < 0.05, (side, relative)
+        per_pixel = np.abs(rendered - expected).mean() / expected.mean()
+        assert per_pixel < 0.05, (side, per_pixel)  # Monte Carlo noise of 32 samples included

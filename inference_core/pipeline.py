@@ -1,0 +1,153 @@
+"""reconstruct(): the chain of DESIGN.md's data flow, one plain stage function after another.
+
+    photo ─load─▶ Photo ─detect─▶ Landmarks ─fit─▶ FaceFit ─unwrap─▶ UVTexture ─prior─▶ PriorAlbedo
+          ─refine─▶ RefinedAlbedo ─export─▶ result folder
+
+Nothing here computes anything itself: it resolves settings, times the stages, reports progress and
+hands the values on. The output folder is checked before the expensive stages run, so a wrong --out or an
+existing result fails in a second, not after the fit.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from inference_core.errors import ErrorCode, FaceAlbedoError
+from inference_core.export.folder import check_target_free, prepare_out_root, remove_stale_temp_folders
+from inference_core.export.manifest import result_paths
+from inference_core.progress import ProgressCallback, ignore_progress
+from inference_core.values import Photo
+
+STAGES = ("load", "detect", "fit", "unwrap", "prior", "refine", "export")
+"""The stages in order, as they appear in progress reports and in manifest.json's `seconds`."""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ReconstructionResult:
+    """What `reconstruct()` made: the result folder, its files, and the figures of the run."""
+
+    folder: Path
+    paths: dict[str, Path]  # "manifest", "head_obj", "albedo_1001", ... (export.manifest.result_paths)
+    seconds: dict[str, float]  # per stage, plus "total"
+    residuals: dict[str, float]  # the fit's final loss terms
+    detector: str
+    albedo_source: str  # "refined" or "prior"
+    manifest: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def from_folder(cls, folder: Path | str) -> "ReconstructionResult":
+        """Read a finished result folder (e.g. one that a batch skips)."""
+        folder = Path(folder)
+        document = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        return cls(folder=folder, paths=result_paths(folder), seconds=document["seconds"],
+                   residuals=document["residuals"], detector=document["detector"]["name"],
+                   albedo_source=document["albedo"]["source"], manifest=document)
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when PyTorch sees a GPU, else 'cpu'; an unavailable 'cuda' is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise FaceAlbedoError(ErrorCode.DEVICE_UNAVAILABLE,
+                              "--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu or auto")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise FaceAlbedoError(ErrorCode.USAGE, f"unknown device {device!r}: use auto, cpu or cuda")
+    return device
+
+
+def result_name(photo: str | Path | Photo, name: str | None) -> str:
+    """The result folder's name: `name`, else the photo file's stem, else 'photo'."""
+    if name:
+        return name
+    path = photo.path if isinstance(photo, Photo) else Path(photo)
+    return Path(path).stem if path is not None else "photo"
+
+
+def _refine_module():
+    """inference_core.refine when it is installed, else None (the prior's albedo is shipped)."""
+    try:
+        from inference_core import refine
+    except ImportError:
+        return None
+    return refine if hasattr(refine, "refine") else None
+
+
+class _StageClock:
+    """Times each stage and reports its start and end to the progress callback."""
+
+    def __init__(self, progress: ProgressCallback):
+        self.progress, self.seconds = progress, {}
+
+    def run(self, stage: str, message: str, call: Callable[[], T]) -> T:
+        self.progress(stage, 0.0, message)
+        start = time.perf_counter()
+        value = call()
+        self.seconds[stage] = time.perf_counter() - start
+        self.progress(stage, 1.0, "done")
+        return value
+
+
+def reconstruct(photo: str | Path | Photo, out: str | Path = "out", *, resolution: int = 1024, device: str = "auto",
+                detector: str = "auto", face_index: int = 0, weights: str | Path | None = None,
+                overwrite: bool = False, progress: ProgressCallback | None = None, name: str | None = None,
+                fit_settings: Any = None, prior_settings: Any = None, refine_settings: Any = None,
+                use_refine: bool = True) -> ReconstructionResult:
+    """Reconstruct a relightable head from one photo into the folder `out/<photo stem>` (or `out/<name>`).
+
+    photo: a file path or an already loaded `Photo`. resolution: UV tile side (texels). device: auto, cpu or
+    cuda. detector: auto, dlib or fan. face_index: which face (0 = largest). weights: refinement network
+    (safetensors). progress(stage, fraction, message) is called as the stages advance (STAGES).
+    Raises FaceAlbedoError (NO_FACE, OUTPUT_EXISTS, OUTPUT_NOT_WRITABLE, DISK_FULL, ...).
+    """
+    from inference_core import landmarks, photo as photo_module, texture
+    from inference_core.export import write_result
+    from inference_core.facemodel import load_face_model
+    from inference_core.fitting import fit
+
+    if resolution < 16:
+        raise FaceAlbedoError(ErrorCode.USAGE, f"--resolution {resolution} is too small; use at least 16 (default 1024)")
+    progress = progress or ignore_progress
+    device = resolve_device(device)
+    out_root = prepare_out_root(Path(out))
+    remove_stale_temp_folders(out_root)
+    stem = result_name(photo, name)
+    check_target_free(out_root / stem, overwrite)
+
+    clock = _StageClock(progress)
+    if isinstance(photo, Photo):
+        loaded = photo
+    else:
+        loaded = clock.run("load", "loading the photo", lambda: photo_module.load_photo(photo))
+    model = load_face_model()
+    marks = clock.run("detect", "finding the face",
+                      lambda: landmarks.detect(loaded, detector=detector, face_index=face_index))
+    fitted = clock.run("fit", "fitting the head", lambda: fit(loaded, marks, model, fit_settings, device=device,
+                                                               progress=progress))
+    uv = clock.run("unwrap", "unwrapping the texture", lambda: texture.unwrap(loaded, fitted, model, resolution))
+    prior = clock.run("prior", "estimating the prior albedo",
+                      lambda: texture.prior_albedo(uv, fitted, model, prior_settings))
+    refine_module = _refine_module() if use_refine else None
+    refined = None
+    if refine_module is not None:
+        refine_settings = refine_settings or refine_module.RefineSettings()
+        if weights is not None:
+            refine_settings = dataclasses.replace(refine_settings, weights=Path(weights))
+        refined = clock.run("refine", "refining albedo and illumination",
+                            lambda: refine_module.refine(uv, prior, fitted, model, refine_settings, device=device,
+                                                         progress=progress))
+    settings = {"resolution": resolution, "device": device, "detector": detector, "face_index": face_index,
+                "weights": None if weights is None else str(weights), "refine": refined is not None}
+    progress("export", 0.0, "writing the result folder")
+    folder = write_result(out_root, stem, loaded, marks, fitted, uv, prior, refined, model, clock.seconds,
+                          settings, overwrite=overwrite)
+    progress("export", 1.0, "done")
+    return ReconstructionResult.from_folder(folder)
