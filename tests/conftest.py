@@ -38,3 +38,20 @@ def face_model():
     from inference_core.facemodel import load_face_model
 
     return load_face_model()
+
+
+RECONSTRUCTED_PHOTO = FACES / "photos" / "astronaut.png"
+"""The dev photo that `reconstructed_result` runs the real pipeline on (512 x 512, one frontal face)."""
+RECONSTRUCTED_RESOLUTION = 256
+
+
+@pytest.fixture(scope="session")
+def reconstructed_result(tmp_path_factory) -> Path:
+    """A real result folder: the full pipeline run once on RECONSTRUCTED_PHOTO at UV resolution 256 (CPU).
+
+    Shared by the export, pipeline, Blender and evaluation tests; treat it as read-only.
+    """
+    from inference_core.pipeline import reconstruct
+
+    out = tmp_path_factory.mktemp("reconstructed")
+    return reconstruct(RECONSTRUCTED_PHOTO, out=out, resolution=RECONSTRUCTED_RESOLUTION, device="cpu").folder
