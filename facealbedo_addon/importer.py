@@ -14,8 +14,8 @@ import bpy
 import numpy as np
 
 from . import relight
-from .result import (ALBEDO_PATTERN, BLENDSHAPES, HEAD_OBJ, Blendshapes, ObjMesh, ResultError, ResultFolder,
-                     arkit_name, open_result, read_blendshapes, read_obj, to_blender_axes)
+from .result import (ALBEDO_PATTERN, HEAD_OBJ, Blendshapes, ObjMesh, ResultError, ResultFolder,
+                     arkit_name, open_result, read_obj, read_shapes, to_blender_axes)
 
 FITTED_EXPRESSION_KEY = "FittedExpression"
 """Shape key holding head.obj's fitted pose over the neutral identity (value 1 on import)."""
@@ -161,10 +161,10 @@ def add_shape_keys(head: bpy.types.Object, fitted_blender: np.ndarray, shapes: B
 
 
 def import_head(result: ResultFolder, collection: bpy.types.Collection) -> bpy.types.Object:
-    """The head object: mesh, UVs, smooth shading, materials, and shape keys when blendshapes.npz exists."""
+    """The head object: mesh, UVs, smooth shading, materials, and shape keys when the result has them."""
     obj_mesh = read_obj(result.folder / HEAD_OBJ)
     fitted_blender = to_blender_axes(obj_mesh.vertices)
-    shapes = read_blendshapes(result.folder / BLENDSHAPES, len(obj_mesh.vertices))
+    shapes = read_shapes(result.folder, obj_mesh)
     rest = to_blender_axes(shapes.neutral) if shapes is not None else fitted_blender
     mesh = build_mesh(f"{result.stem} head", obj_mesh, rest)
     head = bpy.data.objects.new(f"{result.stem} head", mesh)

@@ -6,6 +6,8 @@ turns these values into Blender data. Files read:
     head.obj            vertices (metres, Y up), UDIM UVs, polygons, `usemtl` groups
     blendshapes.npz     neutral_m (V, 3) and deltas_m (57, V, 3) float32 metres in head.obj's frame,
                         names (57,) ICT expression names, weights (57,) fitted expression (optional file)
+    head.glb            otherwise: the same shapes from its morph targets (identity POSITION, sparse
+                        targets, mesh.extras.targetNames, mesh.weights), mapped back to head.obj's vertices
     camera.json         the "blender" block: location, rotation_euler_xyz, lens_mm, sensor_width_mm, shifts
     manifest.json       the input photo, timings and residuals shown in the panel
     albedo.<UDIM>.png, environment.hdr   loaded by Blender itself
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 HEAD_OBJ = "head.obj"
+HEAD_GLB = "head.glb"
 BLENDSHAPES = "blendshapes.npz"
 CAMERA = "camera.json"
 LIGHTING = "lighting.json"
@@ -192,6 +195,109 @@ def read_blendshapes(path: Path, n_vertices: int) -> Blendshapes | None:
         raise ResultError(f"{path} does not match head.obj: neutral {neutral.shape}, deltas {deltas.shape}, "
                           f"{n_vertices} vertices")
     return Blendshapes(neutral=neutral, deltas=deltas, names=names, weights=weights.astype(np.float32))
+
+
+GLB_COMPONENTS = {5126: np.float32, 5125: np.uint32, 5123: np.uint16, 5121: np.uint8}
+GLB_WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
+FIT_TOLERANCE_M = 1e-4
+"""Identity + weighted expression shapes must give head.obj's vertices to this (metres) to be trusted."""
+
+
+def _glb_chunks(path: Path) -> tuple[dict, bytes]:
+    """The JSON document and the binary buffer of a GLB file."""
+    data = path.read_bytes()
+    if data[:4] != b"glTF":
+        raise ValueError("not a GLB file")
+    json_length = int.from_bytes(data[12:16], "little")
+    document = json.loads(data[20:20 + json_length])
+    start = 20 + json_length
+    binary_length = int.from_bytes(data[start:start + 4], "little")
+    return document, data[start + 8:start + 8 + binary_length]
+
+
+def _glb_view(document: dict, blob: bytes, view: int, offset: int, dtype: type, count: int) -> np.ndarray:
+    buffer_view = document["bufferViews"][view]
+    begin = buffer_view.get("byteOffset", 0) + offset
+    return np.frombuffer(blob, dtype=dtype, count=count, offset=begin)
+
+
+def _glb_accessor(document: dict, blob: bytes, index: int) -> np.ndarray:
+    """An accessor as a (count, width) array (tightly packed views, sparse accessors resolved)."""
+    accessor = document["accessors"][index]
+    dtype, width, count = GLB_COMPONENTS[accessor["componentType"]], GLB_WIDTH[accessor["type"]], accessor["count"]
+    if "bufferView" in accessor:
+        values = _glb_view(document, blob, accessor["bufferView"], accessor.get("byteOffset", 0), dtype,
+                           count * width).reshape(count, width).copy()
+    else:
+        values = np.zeros((count, width), dtype)
+    sparse = accessor.get("sparse")
+    if sparse:
+        rows = _glb_view(document, blob, sparse["indices"]["bufferView"], sparse["indices"].get("byteOffset", 0),
+                         GLB_COMPONENTS[sparse["indices"]["componentType"]], sparse["count"])
+        values[rows.astype(np.int64)] = _glb_view(document, blob, sparse["values"]["bufferView"],
+                                                  sparse["values"].get("byteOffset", 0), dtype,
+                                                  sparse["count"] * width).reshape(-1, width)
+    return values
+
+
+def _primitive_vertex_ids(obj_mesh: ObjMesh, material: str) -> np.ndarray:
+    """head.obj vertex id of each vertex of the GLB primitive named `material` ('skin_1001', 'eyes', ...).
+
+    The exporter makes one GLB vertex per distinct (vertex id, uv id) pair of the material's polygons
+    (skin split by the UDIM tile of each polygon's first corner), in sorted order: recompute that order.
+    """
+    group, _, tile = material.partition("_")
+    if group not in obj_mesh.groups:
+        return np.zeros(0, np.int64)
+    polygon_ids = np.nonzero(obj_mesh.polygon_group == obj_mesh.groups.index(group))[0]
+    starts = obj_mesh.loop_start
+    if tile:
+        first_uv = obj_mesh.uvs[obj_mesh.loop_uv[starts[polygon_ids]], 0]
+        polygon_ids = polygon_ids[1001 + np.floor(first_uv).astype(np.int64) == int(tile)]
+    loops = np.concatenate([np.arange(starts[p], starts[p] + obj_mesh.loop_count[p]) for p in polygon_ids])
+    pairs = np.stack([obj_mesh.loop_vertex[loops], obj_mesh.loop_uv[loops]], axis=-1)
+    return np.unique(pairs, axis=0)[:, 0].astype(np.int64)
+
+
+def read_glb_blendshapes(path: Path, obj_mesh: ObjMesh) -> Blendshapes | None:
+    """The expression shapes from head.glb's morph targets, on head.obj's vertices.
+
+    Returns None when the file is absent, has no targets, or its shapes do not reproduce head.obj
+    (identity + weighted deltas within FIT_TOLERANCE_M): then the head is imported without shape keys.
+    """
+    if not path.is_file():
+        return None
+    try:
+        document, blob = _glb_chunks(path)
+        mesh = document["meshes"][0]
+        names = tuple(str(n) for n in mesh.get("extras", {}).get("targetNames", []))
+        weights = np.asarray(mesh.get("weights", [0.0] * len(names)), np.float32)
+        n_vertices = len(obj_mesh.vertices)
+        neutral = obj_mesh.vertices.copy()
+        deltas = np.zeros((len(names), n_vertices, 3), np.float32)
+        for primitive in mesh["primitives"]:
+            material = document["materials"][primitive["material"]]["name"]
+            ids = _primitive_vertex_ids(obj_mesh, material)
+            positions = _glb_accessor(document, blob, primitive["attributes"]["POSITION"])
+            if len(ids) != len(positions) or len(primitive.get("targets", [])) != len(names):
+                return None
+            neutral[ids] = positions
+            for k, target in enumerate(primitive["targets"]):
+                deltas[k, ids] = _glb_accessor(document, blob, target["POSITION"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    if not names:
+        return None
+    posed = neutral + np.tensordot(weights, deltas, axes=1)
+    if np.abs(posed - obj_mesh.vertices).max() > FIT_TOLERANCE_M:
+        return None
+    return Blendshapes(neutral=neutral, deltas=deltas, names=names, weights=weights)
+
+
+def read_shapes(folder: Path, obj_mesh: ObjMesh) -> Blendshapes | None:
+    """The expression shapes of a result: blendshapes.npz when present, else head.glb's morph targets."""
+    shapes = read_blendshapes(folder / BLENDSHAPES, len(obj_mesh.vertices))
+    return shapes if shapes is not None else read_glb_blendshapes(folder / HEAD_GLB, obj_mesh)
 
 
 def to_blender_axes(points_y_up: np.ndarray) -> np.ndarray:

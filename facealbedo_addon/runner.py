@@ -67,6 +67,21 @@ class CoreEvent:
         )
 
 
+STAGE_WEIGHTS: dict[str, float] = {"load": 0.02, "detect": 0.04, "fit": 0.3, "unwrap": 0.06, "prior": 0.08,
+                                   "refine": 0.4, "export": 0.1}
+"""Rough share of each pipeline stage in the run time, to turn per-stage fractions into one bar."""
+
+
+def overall_fraction(event: CoreEvent) -> float:
+    """Fraction of the whole run done at a progress event (the stage's own fraction for unknown stages)."""
+    if event.stage not in STAGE_WEIGHTS:
+        return min(max(event.fraction, 0.0), 1.0)
+    names = list(STAGE_WEIGHTS)
+    before = sum(STAGE_WEIGHTS[n] for n in names[:names.index(event.stage)])
+    done = before + STAGE_WEIGHTS[event.stage] * min(max(event.fraction, 0.0), 1.0)
+    return done / sum(STAGE_WEIGHTS.values())
+
+
 @dataclass(frozen=True)
 class ReconstructRequest:
     """What to reconstruct and how: the arguments of `facealbedo reconstruct`."""
@@ -101,6 +116,24 @@ class RunOutcome:
     @property
     def ok(self) -> bool:
         return self.result is not None
+
+    def describe(self) -> str:
+        """One line for the user: what went wrong and what to do (the core's message says the latter)."""
+        if self.ok:
+            return f"Reconstructed {self.result}"
+        title = FAILURE_TITLES.get(self.code, self.code.replace("_", " ").capitalize() or "Failed")
+        return f"{title}: {self.message}" if self.message else title
+
+
+FAILURE_TITLES = {
+    "NO_FACE": "No face found", "MULTIPLE_FACES": "Several faces", "FACE_TOO_SMALL": "Face too small",
+    "UNREADABLE_IMAGE": "Cannot read the photo", "ASSETS_MISSING": "Model files missing",
+    "ASSETS_CORRUPT": "Model files damaged", "OUTPUT_NOT_WRITABLE": "Cannot write the result",
+    "OUTPUT_EXISTS": "Result exists", "DISK_FULL": "Disk full", "DEVICE_UNAVAILABLE": "Device unavailable",
+    "CANCELLED": "Cancelled", "SETUP": "Setup problem", "CRASHED": "The inference core stopped",
+    "INTERNAL": "Internal error in the core",
+}
+"""Readable titles of the core's error codes (inference_core/errors.py) and the runner's own."""
 
 
 # --------------------------------------------------------------------------- finding the core
@@ -325,6 +358,24 @@ class CoreProcess:
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
+
+
+class FinishedProcess:
+    """A stand-in for a process that could not start: already finished with `outcome`."""
+
+    def __init__(self, outcome: RunOutcome):
+        self.outcome = outcome
+        self.last_progress = CoreEvent("progress", stage="start")
+        self.finished = True
+
+    def poll(self) -> list[CoreEvent]:
+        return []
+
+    def wait(self, on_progress: Callable[[CoreEvent], None] | None = None, interval: float = 0.1) -> RunOutcome:
+        return self.outcome
+
+    def cancel(self) -> None:
+        pass
 
 
 def reconstruct_blocking(python: Path | str, request: ReconstructRequest,
