@@ -46,12 +46,20 @@ RECONSTRUCTED_RESOLUTION = 256
 
 
 @pytest.fixture(scope="session")
-def reconstructed_result(tmp_path_factory) -> Path:
-    """A real result folder: the full pipeline run once on RECONSTRUCTED_PHOTO at UV resolution 256 (CPU).
-
-    Shared by the export, pipeline, Blender and evaluation tests; treat it as read-only.
-    """
+def reconstructed_run(tmp_path_factory):
+    """(ReconstructionResult, progress reports [(stage, fraction, message)]) of the pipeline run once on
+    RECONSTRUCTED_PHOTO at UV resolution 256 (CPU)."""
     from inference_core.pipeline import reconstruct
 
+    reports: list[tuple[str, float, str]] = []
     out = tmp_path_factory.mktemp("reconstructed")
-    return reconstruct(RECONSTRUCTED_PHOTO, out=out, resolution=RECONSTRUCTED_RESOLUTION, device="cpu").folder
+    result = reconstruct(RECONSTRUCTED_PHOTO, out=out, resolution=RECONSTRUCTED_RESOLUTION, device="cpu",
+                         progress=lambda stage, fraction, message: reports.append((stage, fraction, message)))
+    return result, reports
+
+
+@pytest.fixture(scope="session")
+def reconstructed_result(reconstructed_run) -> Path:
+    """A real result folder (see `reconstructed_run`). Shared by the export, pipeline, Blender and evaluation
+    tests; treat it as read-only."""
+    return reconstructed_run[0].folder
