@@ -197,7 +197,10 @@ def import_camera(result: ResultFolder, collection: bpy.types.Collection, scene:
     width, height = block.get("resolution") or result.camera["image_size"]
     scene.render.resolution_x, scene.render.resolution_y = int(width), int(height)
     scene.render.resolution_percentage = 100
-    scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
+    scene.render.pixel_aspect_x, scene.render.pixel_aspect_y = block.get("pixel_aspect", (1.0, 1.0))
+    # The albedo and the World are linear and calibrated to the photo: show them without a tone curve.
+    scene.view_settings.view_transform = "Standard"
+    scene.view_settings.look = "None"
     photo = result.photo
     if photo is not None:
         data.show_background_images = True

@@ -412,25 +412,41 @@ def check_setup(python: Path | None, addon_dir: Path = ADDON_DIR, timeout: float
         return report
     report.facts.append(f"inference Python: {python}")
     report.facts.append(f"core code: {core_pythonpath(addon_dir)}")
+    missing = _missing_modules(python, addon_dir, timeout)
+    if missing:
+        report.problems.append(f"{python} lacks the core's packages ({', '.join(missing)}): install the project "
+                               "into it (`make setup` makes .venv) or build the add-on with --with-wheels")
+        return report
     try:
         completed = subprocess.run(core_command(python, ["assets", "status"]), capture_output=True, text=True,
                                    env=core_environment(addon_dir), timeout=timeout, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
         report.problems.append(f"cannot run {python}: {exc}")
         return report
-    lines = [line for line in (completed.stdout + "\n" + completed.stderr).splitlines() if line.strip()]
+    lines = [line.strip() for line in (completed.stdout + "\n" + completed.stderr).splitlines() if line.strip()]
     if completed.returncode != 0:
-        last = lines[-1] if lines else f"exit status {completed.returncode}"
-        if "No module named" in last:
-            report.problems.append(f"{python} lacks the core's packages ({last.split(':')[-1].strip()}): "
-                                   "install the project into it (`make setup`) or build the add-on with "
-                                   "--with-wheels")
-        else:
-            report.problems.append(f"`facealbedo assets status` failed: {last}")
-        return report
-    for line in lines:
-        (report.problems if "missing" in line.lower() else report.facts).append(line.strip())
+        report.problems.append(f"`facealbedo assets status` failed: {lines[-1] if lines else completed.returncode}")
+    for line in lines if completed.returncode == 0 else []:
+        (report.problems if "missing" in line.lower() else report.facts).append(line)
     return report
+
+
+CORE_MODULES = ("inference_core", "torch", "numpy", "cv2", "scipy", "dlib", "PIL", "platformdirs")
+"""What `python -m inference_core` needs to import (pyproject.toml's dependencies, by import name)."""
+
+
+def _missing_modules(python: Path, addon_dir: Path, timeout: float) -> list[str]:
+    """The CORE_MODULES that `python` cannot find (with the core's folder on its path)."""
+    probe = ("import importlib.util, sys; print(' '.join(m for m in sys.argv[1:] "
+             "if importlib.util.find_spec(m) is None))")
+    try:
+        completed = subprocess.run([str(python), "-c", probe, *CORE_MODULES], capture_output=True, text=True,
+                                   env=core_environment(addon_dir), timeout=timeout, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return [f"cannot run it: {exc}"]
+    if completed.returncode != 0:
+        return [completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "cannot run it"]
+    return completed.stdout.split()
 
 
 def iter_photos(folder: Path, extensions: Iterable[str] = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff",

@@ -124,3 +124,38 @@ def write_synthetic_result(out_dir: Path, model: FaceModel, photo: Path | None =
 
 def temporary_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+FAKE_CORE = '''
+import json, shutil, sys, time
+from pathlib import Path
+args = sys.argv[sys.argv.index("reconstruct") + 1:]
+photo, out = Path(args[0]), Path(args[args.index("--out") + 1])
+template, delay = Path({template!r}), {delay!r}
+def emit(**event):
+    print(json.dumps(event), flush=True)
+for stage in ("load", "detect", "fit", "unwrap", "prior", "refine", "export"):
+    emit(event="progress", stage=stage, fraction=0.5, message="pretending")
+    time.sleep(delay)
+if "no_face" in str(photo) or photo.stem in {no_face!r}:
+    emit(event="error", code="NO_FACE", message=f"no face found in {{photo.name}}")
+    sys.exit(11)
+shutil.copytree(template, out / photo.stem, dirs_exist_ok=True)
+emit(event="done", result=str(out / photo.stem))
+'''
+
+
+def write_fake_core(folder: Path, template: Path, delay: float = 0.0, no_face: tuple[str, ...] = ()) -> Path:
+    """An executable that behaves like `python -m inference_core reconstruct ... --progress-json`:
+    progress lines for every stage, then a copy of `template` as the result (or NO_FACE for photos in a
+    no_face folder or named in `no_face`). Returns its path, to pass as the inference Python."""
+    import stat
+    import sys
+
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "fake_core.py"
+    script.write_text(FAKE_CORE.format(template=str(template), delay=delay, no_face=list(no_face)))
+    python = folder / "fake_python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{script}" "$@"\n')
+    python.chmod(python.stat().st_mode | stat.S_IXUSR)
+    return python
