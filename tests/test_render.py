@@ -72,9 +72,17 @@ def test_sphere_silhouette_is_the_analytic_disc(sphere_scene):
     disagree = (mask != hit).numpy()
     assert disagree.sum() <= 0.01 * hit.sum().item()
     assert np.all(np.abs(radial[disagree] - s["disc_radius"]) < 1.0), "mismatches only on the outline"
-    soft = soft_silhouette(s["verts_screen"], s["triangles"], s["fragments"], sigma_px=1.0)
-    assert float(soft.min()) >= 0 and float(soft.max()) <= 1
-    assert float(soft.sum()) == pytest.approx(math.pi * s["disc_radius"] ** 2, rel=0.01)
+    # Soft coverage: its sum is the disc area, and growing the disc by a factor (1 + e) grows it by 2 e area.
+    scale = torch.ones((), dtype=torch.float64, requires_grad=True)
+    image_centre = torch.tensor([*s["centre"], 0.0], dtype=torch.float64)
+    scaled = image_centre + (s["verts_screen"] - image_centre) * torch.stack([scale, scale, scale ** 0])
+    soft = soft_silhouette(scaled, s["triangles"], s["fragments"], sigma_px=1.0)
+    area = math.pi * s["disc_radius"] ** 2
+    assert float(soft.detach().min()) >= 0 and float(soft.detach().max()) <= 1
+    assert int(((soft > 0) & (soft < 1)).sum()) > 4 * 2 * math.pi * s["disc_radius"]  # a band around the outline
+    assert float(soft.detach().sum()) == pytest.approx(area, rel=0.002)
+    soft.sum().backward()
+    assert float(scale.grad) == pytest.approx(2 * area, rel=0.02)
 
 
 def test_sphere_under_sh_light_matches_analytic_shading(sphere_scene):

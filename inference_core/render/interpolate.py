@@ -68,13 +68,13 @@ def soft_silhouette(verts_screen: torch.Tensor, triangles: torch.Tensor, fragmen
                     sigma_px: float = 1.0) -> torch.Tensor:
     """(H, W) antialiased coverage in [0, 1], differentiable w.r.t. vertex positions at the boundary.
 
-    Near the outline of the rasterised region (pixel centre within 3 sigma of a silhouette edge) the
-    coverage is sigmoid(+-d / sigma), d being the distance from the pixel centre to the nearest
-    silhouette edge, + inside the hard mask and - outside, rescaled so that it reaches exactly 0 and 1 at
-    d = 3 sigma (no jump where the band ends); elsewhere it is the hard mask. Silhouette edges are the mesh
-    edges of triangles visible at the outline that either border one triangle only or join a
-    front-facing and a back-facing one. Summed over pixels it approximates the projected area, so
-    moving an edge outwards raises the sum by about the edge length per pixel of motion.
+    Near the outline of the rasterised region (pixel centre within 3 sigma of an outline edge) the
+    coverage is sigmoid(+-d / sigma), d being the distance from the pixel centre to the nearest outline
+    edge, + inside the hard mask and - outside, rescaled so that it reaches exactly 0 and 1 at d = 3 sigma
+    (no jump where the band ends); elsewhere it is the hard mask. Outline edges are the mesh's silhouette
+    edges (bordering one triangle, or joining a front- and a back-facing one) that lie on the outline of
+    the hard mask. Summed over pixels it approximates the projected area (corners get rounded), so moving
+    an edge outwards raises the sum by the edge length per pixel of motion.
     """
     width, height = fragments.image_size
     hard = fragments.mask.to(verts_screen.dtype).reshape(-1)
@@ -95,28 +95,36 @@ def soft_silhouette(verts_screen: torch.Tensor, triangles: torch.Tensor, fragmen
 
 
 def _silhouette_edges(verts_screen: torch.Tensor, triangles: torch.Tensor, fragments: Fragments) -> torch.Tensor:
-    """(E, 2) vertex ids of the silhouette edges of the triangles seen at the outline of the hard mask."""
-    mask = fragments.mask
-    outside = torch.nn.functional.pad(~mask, (1, 1, 1, 1), value=False)  # the image border is no outline
-    next_to_outside = outside[:-2, 1:-1] | outside[2:, 1:-1] | outside[1:-1, :-2] | outside[1:-1, 2:]
-    outline_triangles = torch.unique(fragments.triangle_id[mask & next_to_outside])
+    """(E, 2) vertex ids of the silhouette edges that lie on the outline of the hard mask.
+
+    Silhouette edges border one triangle only or join triangles of opposite screen winding. One lies on
+    the outline when the pixel nearest its midpoint has covered and uncovered pixels in its 3 x 3
+    neighbourhood; this drops contours hidden inside the covered region (e.g. behind the nose).
+    """
+    width, height = fragments.image_size
     # Every triangle edge (opposite corner k: corners k+1, k+2), keyed by its sorted vertex pair.
     first, second = triangles.roll(-1, 1), triangles.roll(-2, 1)  # (F, 3)
-    key = torch.minimum(first, second) * len(verts_screen) + torch.maximum(first, second)
+    low, high = torch.minimum(first, second), torch.maximum(first, second)
     corners = verts_screen[triangles][..., :2]  # (F, 3, 2)
     side_a, side_b = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
     facing = torch.sign(side_a[:, 0] * side_b[:, 1] - side_a[:, 1] * side_b[:, 0])  # (F,) screen winding
-    unique_keys, edge_of, count = torch.unique(key.reshape(-1), return_inverse=True, return_counts=True)
+    unique_keys, edge_of, count = torch.unique((low * len(verts_screen) + high).reshape(-1), return_inverse=True,
+                                               return_counts=True)
     facing_per_edge = facing[:, None].expand(-1, 3).reshape(-1)
-    lowest = torch.full((len(unique_keys),), 2.0, dtype=facing.dtype, device=facing.device)
-    highest = torch.full_like(lowest, -2.0)
-    lowest = lowest.scatter_reduce(0, edge_of, facing_per_edge, reduce="amin")
-    highest = highest.scatter_reduce(0, edge_of, facing_per_edge, reduce="amax")
-    silhouette = (count == 1) | (lowest != highest)  # (unique edges,)
-    on_outline = silhouette[edge_of.reshape(-1, 3)[outline_triangles]]  # (T, 3)
-    tri, corner = torch.nonzero(on_outline, as_tuple=True)
-    source = outline_triangles[tri]
-    return torch.stack([first[source, corner], second[source, corner]], 1)
+    lowest = facing.new_full((len(unique_keys),), 2.0).scatter_reduce(0, edge_of, facing_per_edge, reduce="amin")
+    highest = facing.new_full((len(unique_keys),), -2.0).scatter_reduce(0, edge_of, facing_per_edge, reduce="amax")
+    silhouette = (count == 1) | (lowest != highest)
+    ends = torch.stack([unique_keys // len(verts_screen), unique_keys % len(verts_screen)], 1)[silhouette]
+    middle = (verts_screen[ends[:, 0], :2] + verts_screen[ends[:, 1], :2]) / 2
+    pixel = torch.round(middle).to(torch.int64)
+    in_view = (pixel[:, 0] >= 0) & (pixel[:, 0] < width) & (pixel[:, 1] >= 0) & (pixel[:, 1] < height)
+    in_front = (verts_screen[ends[:, 0], 2] > 0) & (verts_screen[ends[:, 1], 2] > 0)
+    ends, pixel = ends[in_view & in_front], pixel[in_view & in_front]
+    mask = fragments.mask.to(verts_screen.dtype)[None, None]
+    near_covered = torch.nn.functional.max_pool2d(mask, 3, stride=1, padding=1)[0, 0] > 0
+    near_uncovered = torch.nn.functional.max_pool2d(1 - mask, 3, stride=1, padding=1)[0, 0] > 0
+    on_outline = (near_covered & near_uncovered)[pixel[:, 1], pixel[:, 0]]
+    return ends[on_outline]
 
 
 def _nearest_edge(points: torch.Tensor, edges: torch.Tensor, radius: float, width: int, height: int) -> torch.Tensor:
