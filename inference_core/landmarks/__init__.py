@@ -13,9 +13,9 @@ were found. A chosen face smaller than MIN_FACE_SIDE gives FACE_TOO_SMALL, no fa
 from __future__ import annotations
 
 from inference_core.errors import ErrorCode, FaceAlbedoError
-from inference_core.landmarks.dlib_landmarks import dlib_available, dlib_landmarks
+from inference_core.landmarks.dlib_predictor import dlib_available, dlib_landmarks
 from inference_core.landmarks.faces import FaceBox, find_faces
-from inference_core.landmarks.fan_landmarks import fan_available, fan_landmarks
+from inference_core.landmarks.fan import fan_available, fan_landmarks, require_fan
 from inference_core.values import Landmarks, Photo
 
 DETECTORS = ("auto", "fan", "dlib")
@@ -35,6 +35,8 @@ def resolve_detector(detector: str = "auto") -> str:
         raise FaceAlbedoError(ErrorCode.USAGE, f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
     if detector == "auto":
         return "fan" if fan_available() else "dlib"
+    if detector == "fan":
+        require_fan()
     return detector
 
 

@@ -48,9 +48,8 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-@functools.lru_cache(maxsize=1)
-def fan_model():
-    """face-alignment's 2D FAN, constructed once per process with compile off and no detector weights."""
+def require_fan() -> None:
+    """ASSETS_MISSING, saying where the weights belong, unless FAN can run without network."""
     if not fan_available():
         raise FaceAlbedoError(
             ErrorCode.ASSETS_MISSING,
@@ -58,6 +57,12 @@ def fan_model():
             "use --detector dlib, or download them once on a machine with network "
             "(any face_alignment.FaceAlignment(...) call does) and copy them there",
         )
+
+
+@functools.lru_cache(maxsize=1)
+def fan_model():
+    """face-alignment's 2D FAN, constructed once per process with compile off and no detector weights."""
+    require_fan()
     import face_alignment
 
     return face_alignment.FaceAlignment(
