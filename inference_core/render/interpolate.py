@@ -16,20 +16,48 @@ def barycentrics_at_pixels(verts_screen: torch.Tensor, corners: torch.Tensor, pi
     """(N, 3) perspective-correct barycentrics of pixel centres on triangles (differentiable).
 
     verts_screen: (V, 3) [pixel x, pixel y, camera z]; corners: (N, 3) vertex ids of each pixel's
-    triangle; pixels: (N,) flat pixel indices y * width + x. Screen-space barycentrics l_i (ratios of
-    edge functions) become perspective-correct b_i = (l_i / z_i) / sum_j (l_j / z_j).
+    triangle; pixels: (N,) flat pixel indices y * width + x. With s_k twice the signed area of
+    (pixel, corner k+1, corner k+2), screen-space barycentrics are s_k / sum(s) and perspective-correct
+    ones b_k = (s_k / z_k) / sum_j (s_j / z_j). The gradient is written out by hand (_Barycentrics):
+    autograd's version of these few lines costs several times more on CPU.
     """
-    px = (pixels % width).to(verts_screen.dtype)
-    py = torch.div(pixels, width, rounding_mode="floor").to(verts_screen.dtype)
-    v = verts_screen.index_select(0, corners.reshape(-1)).reshape(-1, 3, 3)  # (N, corner, xyz)
-    dx = v[..., 0] - px[:, None]  # (N, 3) corner minus pixel centre
-    dy = v[..., 1] - py[:, None]
-    # Twice the signed area of (pixel, corner k+1, corner k+2): proportional to barycentric k.
-    dx_next, dy_next = dx.roll(-1, 1), dy.roll(-1, 1)
-    sub_areas = dx_next * dy.roll(-2, 1) - dy_next * dx.roll(-2, 1)
-    screen = sub_areas / sub_areas.sum(1, keepdim=True)
-    weighted = screen / v[..., 2]
-    return weighted / weighted.sum(1, keepdim=True)
+    return _Barycentrics.apply(verts_screen, corners, pixels, width)
+
+
+class _Barycentrics(torch.autograd.Function):
+    """b_k = q_k / Q with q_k = s_k / z_k, Q = sum(q), and its closed-form gradient."""
+
+    @staticmethod
+    def forward(ctx, verts_screen: torch.Tensor, corners: torch.Tensor, pixels: torch.Tensor,
+                width: int) -> torch.Tensor:
+        px = (pixels % width).to(verts_screen.dtype)
+        py = torch.div(pixels, width, rounding_mode="floor").to(verts_screen.dtype)
+        corner_xyz = verts_screen.index_select(0, corners.reshape(-1)).reshape(-1, 3, 3)  # (N, corner, xyz)
+        dx = corner_xyz[..., 0] - px[:, None]  # (N, 3) corner minus pixel centre
+        dy = corner_xyz[..., 1] - py[:, None]
+        inverse_z = 1.0 / corner_xyz[..., 2]
+        doubled_areas = dx.roll(-1, 1) * dy.roll(-2, 1) - dy.roll(-1, 1) * dx.roll(-2, 1)  # s_k
+        weighted = doubled_areas * inverse_z  # q_k
+        inverse_total = 1.0 / weighted.sum(1, keepdim=True)  # 1 / Q
+        bary = weighted * inverse_total
+        ctx.save_for_backward(corners, dx, dy, inverse_z, bary, inverse_total)
+        ctx.n_vertices = verts_screen.shape[0]
+        return bary
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_bary: torch.Tensor):
+        corners, dx, dy, inverse_z, bary, inverse_total = ctx.saved_tensors
+        grad_weighted = (grad_bary - (grad_bary * bary).sum(1, keepdim=True)) * inverse_total  # dL/dq
+        grad_areas = grad_weighted * inverse_z  # dL/ds
+        grad_z = -grad_weighted * bary * inverse_z / inverse_total  # dL/dz = -dL/dq * s / z^2, s / z = b Q
+        # s_k = dx_{k+1} dy_{k+2} - dy_{k+1} dx_{k+2}: corner k appears in s_{k+1} and s_{k+2}.
+        a_next, a_next2 = grad_areas.roll(-1, 1), grad_areas.roll(-2, 1)
+        grad_x = a_next2 * dy.roll(-1, 1) - a_next * dy.roll(-2, 1)
+        grad_y = a_next * dx.roll(-2, 1) - a_next2 * dx.roll(-1, 1)
+        per_corner = torch.stack([grad_x, grad_y, grad_z], dim=-1).reshape(-1, 3)
+        grad_verts = per_corner.new_zeros(ctx.n_vertices, 3).index_add_(0, corners.reshape(-1), per_corner)
+        return grad_verts, None, None, None
 
 
 def barycentrics(verts_screen: torch.Tensor, triangles: torch.Tensor, fragments: Fragments, *,

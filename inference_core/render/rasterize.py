@@ -112,31 +112,37 @@ def rasterize(verts_screen: torch.Tensor, triangles: torch.Tensor, image_size: t
 
 def _zbuffer(verts: torch.Tensor, triangles: torch.Tensor, width: int, height: int,
              cull_backfaces: bool) -> torch.Tensor:
-    """(H*W,) int64 packed keys (depth bits << 32 | triangle id) of the nearest hit, _NO_HIT elsewhere."""
+    """(H, W) int64 packed keys (-inverse depth bits << 32 | triangle id) of the nearest hit, _NO_HIT elsewhere.
+
+    The buffer has one spare column and row: candidates past the right or bottom image edge land there,
+    and so does every candidate that is not inside its triangle, which saves per-candidate bound checks.
+    """
     setup = _TriangleSetup.build(verts, triangles, width, height, cull_backfaces)
-    nearest = torch.full((height * width,), _NO_HIT, dtype=torch.int64, device=verts.device)
+    nearest = torch.full(((height + 1) * (width + 1),), _NO_HIT, dtype=torch.int64, device=verts.device)
     for rows, box_w, box_h in setup.buckets():
         per_chunk = max(1, MAX_PAIRS_PER_CHUNK // (box_w * box_h))
         for start in range(rows.start, rows.stop, per_chunk):
             chunk = slice(start, min(rows.stop, start + per_chunk))
-            keys, pixels = setup.hits(chunk, box_w, box_h, width)
+            keys, pixels = setup.hits(chunk, box_w, box_h, width, height)
             nearest.scatter_reduce_(0, pixels.reshape(-1), keys.reshape(-1), reduce="amin")
-    return nearest
+    return nearest.reshape(height + 1, width + 1)[:height, :width]
 
 
-def _bucket_side(extent: torch.Tensor) -> torch.Tensor:
-    """Round box extents (pixels, >= 1) up to 1, 2, 3, 4, 6, 8, 12, 16, 24, ...: few buckets, little waste."""
-    power = torch.exp2(torch.floor(torch.log2(extent.to(torch.float64))))  # largest power of two <= extent
-    three_halves = torch.where(power >= 2, power * 1.5, power * 2)
-    side = torch.where(extent <= power, power, torch.where(extent <= three_halves, three_halves, power * 2))
-    return side.to(torch.int64)
+def _bucket_sides(longest: int, device: torch.device) -> torch.Tensor:
+    """(longest + 1,) lookup table: box extent in pixels -> bucket side 1, 2, 3, 4, 6, 8, 12, 16, 24, ...
+
+    Rounding extents up to these sizes keeps the buckets few and the wasted candidates under a third.
+    """
+    octaves = longest.bit_length() + 1
+    sides = torch.tensor(sorted({1 << k for k in range(octaves)} | {3 << k for k in range(octaves)}))
+    return sides[torch.searchsorted(sides, torch.arange(longest + 1))].to(device)
 
 
 @dataclass(frozen=True)
 class _TriangleSetup:
     """Per-triangle planes of the drawable triangles, sorted so that each size bucket is one slice.
 
-    A bucket holds the triangles whose pixel bounding box, rounded up by `_bucket_side`, has the same
+    A bucket holds the triangles whose pixel bounding box, rounded up by `_bucket_sides`, has the same
     (width, height); its (triangle, pixel) candidates form one dense (triangles, width * height) grid.
     Over the local pixel offsets (lx, ly) from the box corner, each edge function and the inverse camera
     depth are planes a * lx + b * ly + c. Edge functions are oriented so that inside means all three are
@@ -165,7 +171,7 @@ class _TriangleSetup:
         box_size = (hi - lo + 1).clamp_min(0).to(torch.int64)
         drawable &= (box_size > 0).all(0)
         keep = torch.nonzero(drawable).squeeze(1)
-        sides = _bucket_side(box_size[:, keep])
+        sides = _bucket_sides(max(width, height), verts.device)[box_size[:, keep]]
         code, order = torch.sort((sides[0] << 20) | sides[1], stable=True)
         codes, counts = torch.unique_consecutive(code, return_counts=True)
         keep = keep[order]
@@ -194,32 +200,31 @@ class _TriangleSetup:
         return [(slice(end - count, end), code >> 20, code & 0xFFFFF)
                 for code, count, end in zip(self.bucket_codes, self.bucket_counts, ends)]
 
-    def hits(self, rows: slice, box_w: int, box_h: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Packed z-buffer keys (_NO_HIT where not inside) and flat pixel ids, both (R, box_h * box_w)."""
+    def hits(self, rows: slice, box_w: int, box_h: int, width: int, height: int
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Packed z-buffer keys and pixel ids in the (H + 1, W + 1) buffer, both (R, box_h * box_w).
+
+        A key is (-(float32 bits of 1 / z) << 32) | triangle id: smaller is nearer, ties go to the lower id.
+        Candidates outside their triangle get the spare last pixel.
+        """
         a, b, c = self.planes[:, :, rows, None]  # each (4, R, 1)
         device = a.device
         lx = torch.arange(box_w, device=device).repeat(box_h)  # (K,) local column of each candidate
         ly = torch.arange(box_h, device=device).repeat_interleave(box_w)
-        values = a * lx.to(a.dtype) + b * ly.to(a.dtype) + c  # (4, R, K)
-        inside = (values[0] >= 0) & (values[1] >= 0) & (values[2] >= 0)
-        box_width, box_height = self.box_size[:, rows, None]
-        if box_w > 1:
-            inside &= lx < box_width
-        if box_h > 1:
-            inside &= ly < box_height
-        depth_bits = (1.0 / values[3]).to(torch.float32).view(torch.int32).to(torch.int64)
-        keys = torch.where(inside, (depth_bits << 32) | self.triangle_id[rows, None], _NO_HIT)
+        values = torch.addcmul(torch.addcmul(c, a, lx.to(a.dtype)), b, ly.to(a.dtype))  # (4, R, K)
+        inside = values[:3].amin(0) >= 0
+        inverse_depth = values[3].to(torch.float32).view(torch.int32).to(torch.int64)
+        keys = (-inverse_depth << 32) | self.triangle_id[rows, None]
         x0, y0 = self.origin[:, rows, None]
-        pixels = (y0 + ly) * width + x0 + lx
-        return keys, torch.where(inside, pixels, 0)
+        pixels = (y0 + ly).clamp_max(height) * (width + 1) + (x0 + lx).clamp_max(width)
+        return keys, torch.where(inside, pixels, (height + 1) * (width + 1) - 1)
 
 
 def _fragments_from_zbuffer(verts: torch.Tensor, triangles: torch.Tensor, nearest: torch.Tensor,
                             width: int, height: int) -> Fragments:
-    """Unpack the z-buffer keys into triangle ids and depths."""
+    """Unpack the (H, W) z-buffer keys into triangle ids and depths."""
     covered = nearest != _NO_HIT
     triangle_id = torch.where(covered, nearest & _LOW32, -1)
-    depth = (nearest >> 32).to(torch.int32).view(torch.float32).to(verts.dtype)
-    depth = torch.where(covered, depth, torch.inf)
-    return Fragments(triangle_id=triangle_id.reshape(height, width), depth=depth.reshape(height, width),
-                     verts_screen=verts, triangles=triangles)
+    inverse_depth = (-(nearest >> 32)).to(torch.int32).view(torch.float32)
+    depth = torch.where(covered, 1.0 / inverse_depth.to(verts.dtype), torch.inf)
+    return Fragments(triangle_id=triangle_id, depth=depth, verts_screen=verts, triangles=triangles)
