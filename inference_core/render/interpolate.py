@@ -126,10 +126,9 @@ def _silhouette_edges(verts_screen: torch.Tensor, triangles: torch.Tensor, fragm
     """(E, 2) vertex ids of the silhouette edges that lie on the outline of the hard mask.
 
     Silhouette edges border one triangle only or join triangles of opposite screen winding. One lies on
-    the outline when the pixel nearest its midpoint has covered and uncovered pixels in its 3 x 3
-    neighbourhood; this drops contours hidden inside the covered region (e.g. behind the nose).
+    the outline when, one pixel from its midpoint along its normal, one side is covered and the other
+    not; this drops contours hidden inside the covered region (e.g. behind the nose or a jaw fold).
     """
-    width, height = fragments.image_size
     # Every triangle edge (opposite corner k: corners k+1, k+2), keyed by its sorted vertex pair.
     first, second = triangles.roll(-1, 1), triangles.roll(-2, 1)  # (F, 3)
     low, high = torch.minimum(first, second), torch.maximum(first, second)
@@ -143,16 +142,22 @@ def _silhouette_edges(verts_screen: torch.Tensor, triangles: torch.Tensor, fragm
     highest = facing.new_full((len(unique_keys),), -2.0).scatter_reduce(0, edge_of, facing_per_edge, reduce="amax")
     silhouette = (count == 1) | (lowest != highest)
     ends = torch.stack([unique_keys // len(verts_screen), unique_keys % len(verts_screen)], 1)[silhouette]
-    middle = (verts_screen[ends[:, 0], :2] + verts_screen[ends[:, 1], :2]) / 2
-    pixel = torch.round(middle).to(torch.int64)
-    in_view = (pixel[:, 0] >= 0) & (pixel[:, 0] < width) & (pixel[:, 1] >= 0) & (pixel[:, 1] < height)
-    in_front = (verts_screen[ends[:, 0], 2] > 0) & (verts_screen[ends[:, 1], 2] > 0)
-    ends, pixel = ends[in_view & in_front], pixel[in_view & in_front]
-    mask = fragments.mask.to(verts_screen.dtype)[None, None]
-    near_covered = torch.nn.functional.max_pool2d(mask, 3, stride=1, padding=1)[0, 0] > 0
-    near_uncovered = torch.nn.functional.max_pool2d(1 - mask, 3, stride=1, padding=1)[0, 0] > 0
-    on_outline = (near_covered & near_uncovered)[pixel[:, 1], pixel[:, 0]]
+    ends = ends[(verts_screen[ends[:, 0], 2] > 0) & (verts_screen[ends[:, 1], 2] > 0)]
+    start, end = verts_screen[ends[:, 0], :2], verts_screen[ends[:, 1], :2]
+    normal = torch.stack([start[:, 1] - end[:, 1], end[:, 0] - start[:, 0]], 1)
+    normal = normal / normal.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    middle = (start + end) / 2
+    on_outline = _covered_at(fragments, middle + normal) != _covered_at(fragments, middle - normal)
     return ends[on_outline]
+
+
+def _covered_at(fragments: Fragments, points: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: is the pixel nearest to each point (N, 2) covered? Points off the image are not."""
+    width, height = fragments.image_size
+    pixel = torch.round(points).to(torch.int64)
+    in_view = (pixel[:, 0] >= 0) & (pixel[:, 0] < width) & (pixel[:, 1] >= 0) & (pixel[:, 1] < height)
+    index = (pixel[:, 1].clamp(0, height - 1) * width + pixel[:, 0].clamp(0, width - 1))
+    return in_view & fragments.mask.reshape(-1)[index]
 
 
 def _nearest_edge(points: torch.Tensor, edges: torch.Tensor, radius: float, width: int, height: int) -> torch.Tensor:
