@@ -107,7 +107,9 @@ def test_environment_map_integrates_to_the_lighting_irradiance(result):
     height, width = radiance.shape[:2]
     directions = blender_equirect_directions(width, height) @ OBJ_TO_BLENDER  # in head.obj's frame
     solid_angle = np.cos((0.5 - (np.arange(height) + 0.5) / height) * math.pi) * (2 * math.pi / width) * (math.pi / height)
-    sh = np.array(json.loads((result / "lighting.json").read_text())["sh_radiance"])
+    lighting_doc = json.loads((result / "lighting.json").read_text())
+    assert lighting_doc["environment"]["exact"] and lighting_doc["environment"]["irradiance_error_sphere"] < 1e-3
+    sh = np.array(lighting_doc["sh_radiance"])
     for normal in np.eye(3).tolist() + (-np.eye(3)).tolist():
         cosine = np.clip(directions @ np.array(normal), 0, None)
         integral = np.einsum("hw,hwc,h->c", cosine, radiance, solid_angle)
@@ -129,6 +131,23 @@ def test_glb_has_tiles_materials_and_expression_morph_targets(result, values, fa
         view = gltf.bufferViews[accessor.bufferView]
         uv = np.frombuffer(gltf.binary_blob()[view.byteOffset:view.byteOffset + view.byteLength], np.float32)
         assert uv.min() >= 0 and uv.max() <= 1
+
+
+def test_sh_with_negative_lobes_gets_a_non_negative_environment_close_in_front():
+    """Radiance SH that dips below zero (no light can) gets a fitted non-negative map, its fidelity reported."""
+    from inference_core.export.lighting import environment_image, environment_irradiance, fibonacci_sphere, radiance
+
+    sh = np.zeros((9, 3))
+    sh[0], sh[3], sh[6] = [1.0, 0.9, 0.8], 0.3, -1.0  # radiance < 0 towards +-Z, irradiance > 0 everywhere
+    assert radiance(sh, fibonacci_sphere(500)).min() < -0.3
+    toward_camera = np.array([0.0, 0.0, 1.0])
+    image, report = environment_image(sh, toward_camera)
+    assert not report["exact"] and image.min() >= 0
+    normals = fibonacci_sphere(200)
+    front = normals @ toward_camera > 0.3
+    expected = irradiance(sh, normals[front])
+    error = np.abs(environment_irradiance(image, normals[front]) - expected).mean() / np.abs(expected).mean()
+    assert error < 0.05 and report["irradiance_error_front"] < 0.05
 
 
 def test_without_refinement_the_prior_albedo_and_a_constant_map_are_shipped(values, face_model, tmp_path):

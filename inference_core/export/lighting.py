@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -45,8 +46,9 @@ def irradiance(sh: np.ndarray, normals: np.ndarray) -> np.ndarray:
     return math.pi * sh_module.shading(normals_t, torch.as_tensor(sh, dtype=torch.float64)).numpy()
 
 
-def lighting_json(sh_world: np.ndarray) -> dict:
-    """The lighting.json document: the global SH and a short summary of the light."""
+def lighting_json(sh_world: np.ndarray, environment: dict | None = None) -> dict:
+    """The lighting.json document: the global SH, a short summary of the light, and `environment`: how
+    faithfully environment.hdr reproduces the SH's irradiance (see `environment_image`)."""
     sh_world = np.asarray(sh_world, np.float64)
     ambient = sh_world[0] * 0.282095  # mean radiance over the sphere, RGB
     dominant = sh_world[[3, 1, 2]].mean(axis=1)  # band-1 vector (x, y, z) of the luminance-ish mean
@@ -64,6 +66,7 @@ def lighting_json(sh_world: np.ndarray) -> dict:
             "dominant_direction": (dominant / norm).tolist() if norm > 1e-12 else [0.0, 0.0, 0.0],
             "directionality": norm * 0.488603 / max(float(ambient.mean()), 1e-12),
         },
+        "environment": environment or {},
     }
 
 
@@ -83,15 +86,82 @@ def blender_equirect_directions(width: int, height: int) -> np.ndarray:
     return np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=-1)
 
 
-def environment_image(sh_world: np.ndarray, size: tuple[int, int] = ENVIRONMENT_SIZE) -> np.ndarray:
-    """(H, W, 3) float32 equirectangular radiance for Blender's World, negative lobes clipped to 0.
+def equirect_solid_angles(width: int, height: int) -> np.ndarray:
+    """(H,) solid angle (sr) of one pixel in each row of an equirectangular image (row 0 = top)."""
+    elevation = (0.5 - (np.arange(height) + 0.5) / height) * math.pi
+    return np.cos(elevation) * (2 * math.pi / width) * (math.pi / height)
 
-    Pixels are Blender world directions, taken back to head.obj's frame (Blender = OBJ_TO_BLENDER @ OBJ)
-    to evaluate the world-frame SH.
+
+def fibonacci_sphere(count: int) -> np.ndarray:
+    """(count, 3) nearly uniform unit vectors."""
+    golden = math.pi * (3 - math.sqrt(5))
+    i = np.arange(count)
+    z = 1 - 2 * (i + 0.5) / count
+    r = np.sqrt(1 - z * z)
+    return np.stack([r * np.cos(golden * i), r * np.sin(golden * i), z], -1)
+
+
+def environment_irradiance(image: np.ndarray, normals_world: np.ndarray) -> np.ndarray:
+    """(N, 3) irradiance at world normals (N, 3) of an environment image (H, W, 3) made by this module."""
+    height, width = image.shape[:2]
+    directions = blender_equirect_directions(width, height) @ OBJ_TO_BLENDER  # (H, W, 3) world
+    weights = np.broadcast_to(equirect_solid_angles(width, height)[:, None], (height, width))
+    cosine = np.clip(normals_world @ directions.reshape(-1, 3).T, 0.0, None)  # (N, H*W)
+    return cosine @ (weights.reshape(-1, 1) * image.reshape(-1, 3).astype(np.float64))
+
+
+FIT_GRID = (24, 12)
+"""(width, height) of the non-negative environment fitted when the SH radiance has negative lobes."""
+BACK_WEIGHT = 0.05
+"""Weight of normals facing away from the camera in that fit: the photo says little about them."""
+
+
+def _fit_nonnegative_environment(sh_world: np.ndarray, toward_camera: np.ndarray) -> np.ndarray:
+    """(h, w, 3) coarse radiance >= 0 whose irradiance best matches the SH's (weighted least squares).
+
+    Needed when fitted SH radiance dips below zero (no light can do that, and such SH may even give negative
+    irradiance behind the head): normals facing the camera, which the photo constrains, count fully.
     """
-    directions_blender = blender_equirect_directions(*size)
-    directions_world = directions_blender @ OBJ_TO_BLENDER  # row-vector form of OBJ_TO_BLENDER.T @ d
-    return np.clip(radiance(sh_world, directions_world), 0.0, None).astype(np.float32)
+    from scipy.optimize import nnls
+
+    width, height = FIT_GRID
+    directions = (blender_equirect_directions(width, height) @ OBJ_TO_BLENDER).reshape(-1, 3)
+    solid_angle = np.broadcast_to(equirect_solid_angles(width, height)[:, None], (height, width)).reshape(-1)
+    normals = fibonacci_sphere(400)
+    weight = np.sqrt(np.where(normals @ toward_camera >= 0.0, 1.0, BACK_WEIGHT))
+    kernel = np.clip(normals @ directions.T, 0.0, None) * solid_angle  # (N, P): irradiance per unit radiance
+    target = np.clip(irradiance(sh_world, normals), 0.0, None)  # (N, 3)
+    ridge = 1e-3 * np.sqrt(solid_angle.mean()) * np.eye(len(directions)) * np.abs(kernel).max()
+    matrix = np.concatenate([kernel * weight[:, None], ridge])
+    channels = [nnls(matrix, np.concatenate([target[:, c] * weight, np.zeros(len(directions))]))[0]
+                for c in range(3)]
+    return np.stack(channels, -1).reshape(height, width, 3)
+
+
+def environment_image(sh_world: np.ndarray, toward_camera: np.ndarray,
+                      size: tuple[int, int] = ENVIRONMENT_SIZE) -> tuple[np.ndarray, dict]:
+    """(H, W, 3) float32 equirectangular radiance for Blender's World, and how faithful it is.
+
+    Pixels are Blender world directions, taken back to head.obj's frame (Blender = OBJ_TO_BLENDER @ OBJ).
+    Where the SH radiance is non-negative everywhere the map is exactly it (so its irradiance is exactly
+    lighting.json's); otherwise a non-negative map fitted to the irradiance of the normals facing the
+    camera (`toward_camera`, world unit vector) is used. The report gives the relative irradiance errors.
+    """
+    directions_world = blender_equirect_directions(*size) @ OBJ_TO_BLENDER  # row-vector form of C.T @ d
+    image = radiance(sh_world, directions_world)
+    exact = bool(image.min() >= 0.0)
+    if not exact:
+        image = cv2.resize(_fit_nonnegative_environment(sh_world, toward_camera), size, interpolation=cv2.INTER_LINEAR)
+    image = np.clip(image, 0.0, None).astype(np.float32)
+    normals = fibonacci_sphere(400)
+    expected, got = irradiance(sh_world, normals), environment_irradiance(image, normals)
+    front = normals @ toward_camera >= 0.0
+    scale = np.abs(expected[front]).mean()
+    report = {"exact": exact,
+              "irradiance_error_front": float(np.abs(got - expected)[front].mean() / scale),
+              "irradiance_error_sphere": float(np.abs(got - expected).mean() / scale),
+              "negative_irradiance_fraction": float((expected.min(-1) < 0).mean())}
+    return image, report
 
 
 def write_illumination(path: Path, sh_map_world: np.ndarray, sh_global_world: np.ndarray) -> None:

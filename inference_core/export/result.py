@@ -95,8 +95,10 @@ def _write_lighting(folder: Path, fit: FaceFit, maps: FinalMaps) -> None:
     else:
         sh_map = lighting.sh_to_world(maps.sh_map_camera, rotation)
     lighting.write_illumination(folder / "illumination.npz", sh_map, sh_global)
-    _write_json(folder / "lighting.json", lighting.lighting_json(sh_global))
-    write_hdr(folder / "environment.hdr", lighting.environment_image(sh_global))
+    toward_camera = -rotation.T @ np.asarray(fit.camera.translation_cm, np.float64)  # camera centre, world
+    environment, fidelity = lighting.environment_image(sh_global, toward_camera / np.linalg.norm(toward_camera))
+    write_hdr(folder / "environment.hdr", environment)
+    _write_json(folder / "lighting.json", lighting.lighting_json(sh_global, fidelity))
 
 
 def _write_render(folder: Path, photo: Photo, fit: FaceFit, model: FaceModel, maps: FinalMaps,
