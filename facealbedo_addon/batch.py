@@ -57,6 +57,9 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--resolution", type=int, default=1024, help="UV tile size in texels (default 1024)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--python", type=Path, default=None, help="inference Python (default: auto-detect)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="reconstruct again photos whose result folder exists (default: reuse it, so that "
+                             "an interrupted batch resumes where it stopped)")
     args = parser.parse_args(argv)
     formats = [f.strip().lower() for value in (args.format or ["blend"]) for f in value.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
@@ -87,7 +90,12 @@ def process_photo(photo: Path, args: argparse.Namespace, python: Path) -> Summar
     started = time.monotonic()
     request = runner.ReconstructRequest(photo=photo, out_dir=args.output / "results", resolution=args.resolution,
                                         device=args.device)
-    outcome = runner.reconstruct_blocking(python, request)
+    existing = request.out_dir / photo.stem
+    reused = (existing / "manifest.json").is_file() and not args.overwrite  # the core writes it last
+    if reused:
+        outcome = runner.RunOutcome(result=existing)
+    else:
+        outcome = runner.reconstruct_blocking(python, request)
     if not outcome.ok:
         return SummaryRow(str(photo), outcome.code, outcome.message, seconds=round(time.monotonic() - started, 2))
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -101,7 +109,7 @@ def process_photo(photo: Path, args: argparse.Namespace, python: Path) -> Summar
     except (importer.ResultError, RuntimeError, OSError) as exc:
         return SummaryRow(str(photo), "IMPORT_FAILED", str(exc), str(outcome.result),
                           seconds=round(time.monotonic() - started, 2))
-    return SummaryRow(str(photo), "OK", "", str(outcome.result), ";".join(files),
+    return SummaryRow(str(photo), "OK", "existing result reused" if reused else "", str(outcome.result), ";".join(files),
                       round(time.monotonic() - started, 2))
 
 
