@@ -23,21 +23,24 @@ SOURCE_PRIOR, SOURCE_SEEN, SOURCE_MIRRORED = 0, 1, 2
 """Values of PriorAlbedo.source."""
 SOURCE_CONFIDENCE = 0.5
 """A texel is labelled seen (or mirrored) where that layer's confidence reaches this."""
-AGREEMENT_RATIO = (2.0, 3.5)
-"""De-lit / parametric luminance ratio (either way) where a seen texel's confidence falls from 1 to 0."""
+AGREEMENT_RATIO = (1.7, 2.8)
+"""De-lit / parametric ratio (either way, the worst colour channel) where a seen texel's confidence falls
+from 1 to 0: hair, clothing and frames differ from the skin prior by more than skin shades do."""
 MIN_SHADING_FRACTION = 0.1
 """Shading below this fraction of its median is too dark to divide by (confidence 0 there)."""
 COARSEST_BLEND_SIDE = 8
 """The Laplacian pyramid of the blend stops at about this many texels per side."""
 
 
-def complete(uv: UVTexture, parametric: np.ndarray, sh_camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def complete(uv: UVTexture, parametric: np.ndarray, sh_camera: np.ndarray,
+             symmetry: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """((T, R, R, 3) completed albedo in [0, 1], (T, R, R) uint8 source) from the unwrapped photo.
 
-    parametric: (T, R, R, 3) prior albedo; sh_camera: (9, 3) the light it was fitted with.
+    parametric: (T, R, R, 3) prior albedo; sh_camera: (9, 3) the light it was fitted with;
+    symmetry: False leaves out the mirrored layer (unseen texels come from the prior alone).
     """
     delit, confidence = delit_texture(uv, parametric, sh_camera)
-    mirrored, mirror_confidence = mirror_texels(delit), mirror_texels(confidence) * uv.coverage
+    mirrored, mirror_confidence = mirror_texels(delit), mirror_texels(confidence) * uv.coverage * symmetry
     completed = np.empty_like(parametric)
     for t in range(len(parametric)):
         base = multiband_blend(mirrored[t], parametric[t], mirror_confidence[t])
@@ -59,15 +62,15 @@ def delit_texture(uv: UVTexture, parametric: np.ndarray, sh_camera: np.ndarray) 
     floor = MIN_SHADING_FRACTION * (np.median(luminance[usable]) if usable.any() else 1.0)
     lit_enough = luminance > floor
     delit = np.where(lit_enough[..., None], uv.colour / np.maximum(shade, floor), 0.0)
-    ratio = np.maximum(delit.mean(-1), 1e-6) / np.maximum(parametric.mean(-1), 1e-6)
-    confidence = uv.visibility * lit_enough * agreement(ratio)
+    log_ratio = np.abs(np.log(np.maximum(delit, 1e-4) / np.maximum(parametric, 1e-4))).max(-1)
+    confidence = uv.visibility * lit_enough * agreement(log_ratio)
     return delit.astype(np.float32), confidence.astype(np.float32)
 
 
-def agreement(ratio: np.ndarray) -> np.ndarray:
-    """1 while a ratio is within AGREEMENT_RATIO[0] of 1 (either way), smoothly 0 beyond AGREEMENT_RATIO[1]."""
+def agreement(log_ratio: np.ndarray) -> np.ndarray:
+    """1 while |log ratio| is within log AGREEMENT_RATIO[0], smoothly 0 beyond log AGREEMENT_RATIO[1]."""
     low, high = np.log(AGREEMENT_RATIO)
-    t = np.clip((np.abs(np.log(ratio)) - low) / (high - low), 0.0, 1.0)
+    t = np.clip((log_ratio - low) / (high - low), 0.0, 1.0)
     return 1.0 - t * t * (3.0 - 2.0 * t)
 
 

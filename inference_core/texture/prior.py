@@ -6,9 +6,11 @@ robust (Cauchy) re-weighting so that hair, glasses and cast shadows do not pull 
 downsampled texel grid (the prior only explains low frequencies). The albedo is linear in its
 coefficients: per-region colours (regions.py) or a learned PCA basis (pca.py) when one is available.
 
-Scale: albedo x light has one global scale ambiguity; it is fixed by keeping the luminance of the SH
-DC term equal to that of the fit's lighting (`FaceFit.sh_camera`), so that the albedo scale follows the
-fitting stage's convention and lights of equal energy give equal albedo.
+Scale: albedo x light has one global scale ambiguity. It is fixed by keeping the light's peak shading
+over the directions that face the camera equal to that of the fit's lighting (`FaceFit.sh_camera`): a
+lamp of a given strength gives the same peak wherever it stands, so one lamp moved around (Yale B) gives
+one albedo. (The DC term would not do: over the visible hemisphere of normals it trades off against the
+z-facing band-1 and band-2 terms, so it does not pin the scale.)
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ class PriorSettings:
     """Texel grid (per tile side) on which albedo and light are fitted."""
     iterations: int = 8
     """Alternations of albedo and light solves."""
+    symmetry: bool = True
+    """Fill unseen texels from their mirror texels where those are seen (False: from the prior only)."""
 
 
 REGION_PRIOR_COLOURS = np.array([
@@ -61,6 +65,8 @@ ROBUST_SCALE = 0.25
 MIN_FIT_VISIBILITY = 0.2
 """Texels less visible than this (at the fit resolution) do not enter the fit."""
 LUMINANCE = np.array([0.2126, 0.7152, 0.0722])
+PEAK_DIRECTIONS = 400
+"""Directions on the camera-facing hemisphere where the light's peak shading is looked for."""
 
 
 @dataclass(frozen=True)
@@ -141,10 +147,11 @@ def prior_albedo(uv: UVTexture, fit: FaceFit, model: FaceModel, settings: PriorS
     else:
         parametric = region_albedo_at(model, resolution, coefficients)
     parametric = np.clip(parametric, 0.0, 1.0).astype(np.float32)
-    completed, source = complete(uv, parametric, sh)
+    completed, source = complete(uv, parametric, sh, symmetry=settings.symmetry)
+    coefficients = np.asarray(coefficients, np.float32)
     return PriorAlbedo(parametric=parametric, completed=completed, source=source, sh_camera=sh.astype(np.float32),
                        kind="pca" if basis else "regions",
-                       coefficients=np.asarray(coefficients, np.float32).reshape(-1 if basis else (len(REGIONS), 3)),
+                       coefficients=coefficients if basis else coefficients.reshape(len(REGIONS), 3),
                        tiles=uv.tiles)
 
 
@@ -165,7 +172,7 @@ def learned_basis(settings: PriorSettings) -> AlbedoBasis | None:
 def starting_light(sh_camera: np.ndarray) -> np.ndarray:
     """(9, 3) the fit's lighting, or a uniform white light where the fit gives none with positive energy."""
     sh = np.asarray(sh_camera, np.float64)
-    if sh.shape == (9, 3) and np.all(np.isfinite(sh)) and sh[0] @ LUMINANCE > 1e-6:
+    if sh.shape == (9, 3) and np.all(np.isfinite(sh)) and peak_shading(sh) > 1e-6:
         return sh.copy()
     light = np.zeros((9, 3))
     light[0] = AMBIENT_WHITE
@@ -176,23 +183,39 @@ def fit_albedo_and_light(data: FitData, albedo: LinearAlbedo, sh_start: np.ndarr
                          iterations: int = PriorSettings.iterations) -> tuple[np.ndarray, np.ndarray]:
     """Alternating robust weighted least squares: ((K,) albedo coefficients, (9, 3) SH radiance).
 
-    The SH DC luminance stays that of `sh_start` (the scale convention, see the module docstring); the
-    last step is an albedo solve, so the returned pair is consistent.
+    The light's peak shading stays that of `sh_start` (the scale convention, see the module docstring);
+    the last step is an albedo solve, so the returned pair is consistent.
     """
     components = albedo.components.reshape(len(albedo.components), -1, 3)[:, data.texels].transpose(1, 0, 2)
     offset = albedo.offset.reshape(-1, 3)[data.texels].astype(np.float64)  # (M, 3)
     components = components.astype(np.float64)  # (M, K, 3)
-    target_luminance = sh_start[0] @ LUMINANCE
+    target_peak = peak_shading(sh_start)
     sh, weight = sh_start.copy(), data.weight.copy()
     coefficients = albedo.prior_mean.astype(np.float64)
     for _ in range(iterations):
         coefficients = solve_albedo(data, components, offset, sh, weight, albedo)
         texel_albedo = offset + np.einsum("mkc,k->mc", components, coefficients)
         sh = solve_light(data, texel_albedo, weight, sh_start)
-        sh *= target_luminance / max(sh[0] @ LUMINANCE, 1e-6 * target_luminance)
+        sh *= target_peak / max(peak_shading(sh), 1e-6 * target_peak)
         weight = data.weight * robust_weight(data.colour, texel_albedo * (data.sh_basis @ sh))
     coefficients = solve_albedo(data, components, offset, sh, weight, albedo)
     return coefficients, sh
+
+
+def camera_facing_directions(count: int = PEAK_DIRECTIONS) -> np.ndarray:
+    """(count, 3) unit vectors spread evenly (Fibonacci) over the hemisphere facing the camera (z < 0)."""
+    i = np.arange(count) + 0.5
+    z = -i / count
+    radius = np.sqrt(1.0 - z * z)
+    angle = np.pi * (3.0 - np.sqrt(5.0)) * i
+    return np.stack([radius * np.cos(angle), radius * np.sin(angle), z], axis=1)
+
+
+def peak_shading(sh: np.ndarray) -> float:
+    """Largest luminance of shading E/pi under SH radiance `sh` (9, 3) over camera-facing normals."""
+    directions = torch.from_numpy(camera_facing_directions())
+    basis = (sh_basis(directions) * lambert_factors(torch.float64)).numpy()
+    return float((basis @ sh @ LUMINANCE).max())
 
 
 def robust_weight(observed: np.ndarray, predicted: np.ndarray) -> np.ndarray:

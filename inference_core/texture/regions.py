@@ -27,7 +27,6 @@ FACE_TILE = 0
 
 # iBUG landmark index ranges (inclusive start, exclusive stop).
 OUTER_LIP = range(48, 60)
-INNER_LIP = range(60, 68)
 BROW_RIGHT, BROW_LEFT = range(17, 22), range(22, 27)
 EYE_RIGHT, EYE_LEFT = range(36, 42), range(42, 48)
 
@@ -36,7 +35,7 @@ LIPS_SHAPE = (0.002, 0.008)
 BROW_HALF_WIDTH, BROW_FADE = 0.014, 0.010
 EYE_AREA_SHAPE = (0.022, 0.016)
 EYE_OPENING_SHAPE = (0.010, 0.006)
-MOUTH_INTERIOR_SHAPE = (0.006, 0.005)
+MOUTH_INTERIOR_SHAPE = (0.008, 0.006)
 NOSTRIL_SHAPE = (0.002, 0.006)
 
 # Nostril interiors on the neutral head (cm, model space): near the subnasale, at nose-bottom height,
@@ -110,7 +109,10 @@ def feature_exclusion(model: FaceModel, resolution: int) -> np.ndarray:
 def _feature_exclusion(key: _ByIdentity, resolution: int) -> np.ndarray:
     model, r = key.model, resolution
     eyes = _polygon(_landmark_texels(model, r, EYE_RIGHT), r) | _polygon(_landmark_texels(model, r, EYE_LEFT), r)
-    mouth = _polygon(_landmark_texels(model, r, INNER_LIP), r)
+    # The mouth opening is the hole of the face mesh inside the lips (the iBUG inner-lip vertices of the
+    # ICT head sit on the lips, well outside the opening, so their polygon would drop the lips).
+    lips = _polygon(_landmark_texels(model, r, OUTER_LIP), r)
+    mouth = lips & _coverage_holes(texel_layout(model, r).coverage[FACE_TILE])
     excluded = np.maximum.reduce([
         _smooth_inside(eyes, *EYE_OPENING_SHAPE, r),
         _smooth_inside(mouth, *MOUTH_INTERIOR_SHAPE, r),
@@ -119,6 +121,13 @@ def _feature_exclusion(key: _ByIdentity, resolution: int) -> np.ndarray:
     result = np.zeros(texel_layout(model, r).shape, np.float32)
     result[FACE_TILE] = excluded
     return result
+
+
+def _coverage_holes(coverage: np.ndarray) -> np.ndarray:
+    """(R, R) bool: uncovered texels enclosed by the mesh (not connected to the tile's uncovered border)."""
+    uncovered = np.pad(~coverage, 1, constant_values=True).astype(np.uint8)
+    _, labels = cv2.connectedComponents(uncovered, connectivity=4)
+    return (uncovered.astype(bool) & (labels != labels[0, 0]))[1:-1, 1:-1]
 
 
 def nostril_vertices(model: FaceModel) -> np.ndarray:

@@ -17,7 +17,7 @@ from inference_core.facemodel.geometry import vertex_normals
 from inference_core.render.camera import project
 from inference_core.texture.layout import TexelLayout, texel_layout
 from inference_core.texture.regions import feature_exclusion
-from inference_core.texture.visibility import texel_visibility
+from inference_core.texture.visibility import outlier_map, texel_visibility
 from inference_core.values import Camera, FaceFit, Photo, UVTexture
 
 MIN_PYRAMID_SIDE = 8
@@ -37,7 +37,8 @@ def unwrap(photo: Photo, fit: FaceFit, model: FaceModel, resolution: int = 1024)
     footprint = texel_footprint(fit.vertices_cm, model, layout, texture_camera)
     colour = sample_trilinear(gaussian_pyramid(photo.texture_linear), pixels, footprint)
     excluded = layout.gather(feature_exclusion(model, resolution))
-    visibility = texel_visibility(points, normals, fit.vertices_cm, model, fit.camera, fit.inlier_weight, excluded)
+    inliers = outlier_map(fit.inlier_weight, fit.face_mask)
+    visibility = texel_visibility(points, normals, fit.vertices_cm, model, fit.camera, inliers, excluded)
     colour[visibility <= 0] = 0.0
     return UVTexture(
         colour=layout.scatter(colour.astype(np.float32)),

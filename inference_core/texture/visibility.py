@@ -23,6 +23,10 @@ DEPTH_SLOPE_PIXELS = 1.5
 MAX_SLOPE = 3.0
 """tan(view angle) is clamped here for the slope term; steeper texels fade out by `grazing_weight` anyway."""
 
+MIN_INLIER_FRACTION = 0.3
+"""A fit whose robust loss rejected more of the face than 1 - this found a wrong model, not outliers:
+its inlier map is then ignored."""
+
 GRAZING_COS = (0.10, 0.45)
 """n.v where visibility rises from 0 (about 84 degrees) to 1 (about 63 degrees), smoothstep between."""
 
@@ -93,18 +97,30 @@ def sample_map(image: np.ndarray, points_camera: np.ndarray, camera: Camera) -> 
     return (weights * image[ys, xs]).sum(1) / np.maximum(weights.sum(1), 1e-12)
 
 
+def outlier_map(inlier_weight: np.ndarray, face_mask: np.ndarray) -> np.ndarray:
+    """(H, W) float64 in [0, 1]: the fit's inlier weights where it compared pixels (face_mask), 1 elsewhere.
+
+    Outside the face mask the robust loss saw nothing, so nothing there is known to be an outlier.
+    """
+    face_mask = np.asarray(face_mask, bool)
+    inlier = np.clip(np.asarray(inlier_weight, np.float64), 0.0, 1.0)
+    if not face_mask.any() or inlier[face_mask].mean() < MIN_INLIER_FRACTION:
+        return np.ones(inlier.shape)
+    return np.where(face_mask, inlier, 1.0)
+
+
 def texel_visibility(points_camera: np.ndarray, normals_camera: np.ndarray, vertices_cm: np.ndarray,
-                     model: FaceModel, camera: Camera, inlier_weight: np.ndarray,
+                     model: FaceModel, camera: Camera, inliers: np.ndarray,
                      feature_exclusion: np.ndarray) -> np.ndarray:
     """(N,) float32 in [0, 1]: the product of every reason to trust a texel's photo colour.
 
     points_camera, normals_camera: (N, 3) cm and unit, camera space; camera: processing pixels (the fit's);
-    inlier_weight: (H, W) from the fit; feature_exclusion: (N,) 1 on eyes, mouth interior, nostrils.
+    inliers: (H, W) from `outlier_map`; feature_exclusion: (N,) 1 on eyes, mouth interior, nostrils.
     """
     cosine = view_cosine(points_camera, normals_camera)
     depth = depth_buffer(vertices_cm, model, camera)
     visibility = grazing_weight(cosine)
     visibility *= unoccluded_fraction(points_camera, cosine, camera, depth)
-    visibility *= np.clip(sample_map(np.asarray(inlier_weight, np.float64), points_camera, camera), 0.0, 1.0)
+    visibility *= sample_map(inliers, points_camera, camera)
     visibility *= 1.0 - feature_exclusion
     return visibility.astype(np.float32)
