@@ -18,46 +18,9 @@ def barycentrics_at_pixels(verts_screen: torch.Tensor, corners: torch.Tensor, pi
     verts_screen: (V, 3) [pixel x, pixel y, camera z]; corners: (N, 3) vertex ids of each pixel's
     triangle; pixels: (N,) flat pixel indices y * width + x. With s_k twice the signed area of
     (pixel, corner k+1, corner k+2), screen-space barycentrics are s_k / sum(s) and perspective-correct
-    ones b_k = (s_k / z_k) / sum_j (s_j / z_j). The gradient is written out by hand (_Barycentrics):
-    autograd's version of these few lines costs several times more on CPU.
+    ones b_k = (s_k / z_k) / sum_j (s_j / z_j).
     """
-    return _Barycentrics.apply(verts_screen, corners, pixels, width)
-
-
-class _Barycentrics(torch.autograd.Function):
-    """b_k = q_k / Q with q_k = s_k / z_k, Q = sum(q), and its closed-form gradient."""
-
-    @staticmethod
-    def forward(ctx, verts_screen: torch.Tensor, corners: torch.Tensor, pixels: torch.Tensor,
-                width: int) -> torch.Tensor:
-        px = (pixels % width).to(verts_screen.dtype)
-        py = torch.div(pixels, width, rounding_mode="floor").to(verts_screen.dtype)
-        corner_xyz = verts_screen.index_select(0, corners.reshape(-1)).reshape(-1, 3, 3)  # (N, corner, xyz)
-        dx = corner_xyz[..., 0] - px[:, None]  # (N, 3) corner minus pixel centre
-        dy = corner_xyz[..., 1] - py[:, None]
-        inverse_z = 1.0 / corner_xyz[..., 2]
-        doubled_areas = dx.roll(-1, 1) * dy.roll(-2, 1) - dy.roll(-1, 1) * dx.roll(-2, 1)  # s_k
-        weighted = doubled_areas * inverse_z  # q_k
-        inverse_total = 1.0 / weighted.sum(1, keepdim=True)  # 1 / Q
-        bary = weighted * inverse_total
-        ctx.save_for_backward(corners, dx, dy, inverse_z, bary, inverse_total)
-        ctx.n_vertices = verts_screen.shape[0]
-        return bary
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_bary: torch.Tensor):
-        corners, dx, dy, inverse_z, bary, inverse_total = ctx.saved_tensors
-        grad_weighted = (grad_bary - (grad_bary * bary).sum(1, keepdim=True)) * inverse_total  # dL/dq
-        grad_areas = grad_weighted * inverse_z  # dL/ds
-        grad_z = -grad_weighted * bary * inverse_z / inverse_total  # dL/dz = -dL/dq * s / z^2, s / z = b Q
-        # s_k = dx_{k+1} dy_{k+2} - dy_{k+1} dx_{k+2}: corner k appears in s_{k+1} and s_{k+2}.
-        a_next, a_next2 = grad_areas.roll(-1, 1), grad_areas.roll(-2, 1)
-        grad_x = a_next2 * dy.roll(-1, 1) - a_next * dy.roll(-2, 1)
-        grad_y = a_next * dx.roll(-2, 1) - a_next2 * dx.roll(-1, 1)
-        per_corner = torch.stack([grad_x, grad_y, grad_z], dim=-1).reshape(-1, 3)
-        grad_verts = per_corner.new_zeros(ctx.n_vertices, 3).index_add_(0, corners.reshape(-1), per_corner)
-        return grad_verts, None, None, None
+    return _Barycentrics.apply(verts_screen, corners.t().contiguous(), pixels, width)
 
 
 def barycentrics(verts_screen: torch.Tensor, triangles: torch.Tensor, fragments: Fragments, *,
@@ -67,9 +30,8 @@ def barycentrics(verts_screen: torch.Tensor, triangles: torch.Tensor, fragments:
     verts_screen: (V, 3) [pixel x, pixel y, camera z], the same that were rasterised; triangles: (F, 3).
     Returns (H, W, 3) with 0 on background, or (N, 3) rows for fragments.covered_pixels if `packed`.
     """
-    width = fragments.image_size[0]
-    corners = triangles.index_select(0, fragments.covered_triangles)
-    bary = barycentrics_at_pixels(verts_screen, corners, fragments.covered_pixels, width)
+    bary = _Barycentrics.apply(verts_screen, _corner_ids(triangles, fragments), fragments.covered_pixels,
+                               fragments.image_size[0])
     return bary if packed else fragments.unpack(bary)
 
 
@@ -86,10 +48,83 @@ def interpolate(attributes: torch.Tensor, triangles: torch.Tensor, fragments: Fr
         bary = fragments.packed_bary
     elif not packed:
         bary = fragments.pack(bary)
-    corners = triangles.index_select(0, fragments.covered_triangles)  # (N, 3)
-    corner_values = attributes.index_select(0, corners.reshape(-1)).reshape(len(corners), 3, -1)
-    values = (corner_values * bary[..., None]).sum(1)  # (N, C)
+    values = _Interpolate.apply(attributes, _corner_ids(triangles, fragments), bary)
     return values if packed else fragments.unpack(values)
+
+
+def _corner_ids(triangles: torch.Tensor, fragments: Fragments) -> torch.Tensor:
+    """(3, N) vertex ids of the corners of the triangle seen at each covered pixel."""
+    return triangles.t().contiguous().index_select(1, fragments.covered_triangles)
+
+
+# The two functions below write their gradients out by hand, with the corner axis first so that every
+# operation runs over contiguous (N,) rows: autograd's version of the same few lines costs several times
+# more on CPU (broadcast reductions over 3-wide axes). tests/test_render.py checks them with gradcheck.
+
+
+class _Barycentrics(torch.autograd.Function):
+    """b_k = q_k / Q with q_k = s_k / z_k, Q = sum(q); inputs (V, 3) verts, (3, N) corner ids, (N,) pixels."""
+
+    @staticmethod
+    def forward(ctx, verts_screen: torch.Tensor, corner_ids: torch.Tensor, pixels: torch.Tensor,
+                width: int) -> torch.Tensor:
+        flat = corner_ids.reshape(-1)
+        px = (pixels % width).to(verts_screen.dtype)
+        py = torch.div(pixels, width, rounding_mode="floor").to(verts_screen.dtype)
+        dx = verts_screen[:, 0].index_select(0, flat).reshape(3, -1) - px  # (3, N) corner minus pixel centre
+        dy = verts_screen[:, 1].index_select(0, flat).reshape(3, -1) - py
+        inverse_z = 1.0 / verts_screen[:, 2].index_select(0, flat).reshape(3, -1)
+        doubled_areas = dx.roll(-1, 0) * dy.roll(-2, 0) - dy.roll(-1, 0) * dx.roll(-2, 0)  # s_k
+        weighted = doubled_areas * inverse_z  # q_k
+        inverse_total = 1.0 / (weighted[0] + weighted[1] + weighted[2])  # 1 / Q, (N,)
+        bary = weighted * inverse_total  # (3, N)
+        ctx.save_for_backward(corner_ids, dx, dy, inverse_z, bary, inverse_total)
+        ctx.n_vertices = verts_screen.shape[0]
+        return bary.t()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_bary: torch.Tensor):
+        corner_ids, dx, dy, inverse_z, bary, inverse_total = ctx.saved_tensors
+        grad = grad_bary.t()  # (3, N)
+        grad_weighted = (grad - (grad * bary).sum(0)) * inverse_total  # dL/dq
+        grad_areas = grad_weighted * inverse_z  # dL/ds
+        grad_z = -grad_weighted * bary * inverse_z / inverse_total  # dL/dz = -dL/dq * s / z^2, s / z = b Q
+        # s_k = dx_{k+1} dy_{k+2} - dy_{k+1} dx_{k+2}: corner k appears in s_{k+1} and s_{k+2}.
+        a_next, a_next2 = grad_areas.roll(-1, 0), grad_areas.roll(-2, 0)
+        grad_x = a_next2 * dy.roll(-1, 0) - a_next * dy.roll(-2, 0)
+        grad_y = a_next * dx.roll(-2, 0) - a_next2 * dx.roll(-1, 0)
+        per_corner = torch.stack([grad_x.reshape(-1), grad_y.reshape(-1), grad_z.reshape(-1)], dim=1)  # (3N, 3)
+        grad_verts = per_corner.new_zeros(ctx.n_vertices, 3).index_add_(0, corner_ids.reshape(-1), per_corner)
+        return grad_verts, None, None, None
+
+
+class _Interpolate(torch.autograd.Function):
+    """values = sum_k b_k * attributes[corner k]; inputs (V, C) attributes, (3, N) corner ids, (N, 3) bary."""
+
+    @staticmethod
+    def forward(ctx, attributes: torch.Tensor, corner_ids: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
+        weights = bary.t()  # (3, N)
+        corner_values = [attributes.index_select(0, ids) for ids in corner_ids]  # 3 x (N, C)
+        values = corner_values[0] * weights[0, :, None]
+        for k in (1, 2):
+            values = torch.addcmul(values, corner_values[k], weights[k, :, None])
+        ctx.save_for_backward(corner_ids, weights, *corner_values)
+        ctx.n_vertices = attributes.shape[0]
+        return values
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_values: torch.Tensor):
+        corner_ids, weights, *corner_values = ctx.saved_tensors
+        grad_attributes = grad_bary = None
+        if ctx.needs_input_grad[0]:
+            per_corner = (weights[:, :, None] * grad_values).reshape(-1, grad_values.shape[1])  # (3N, C)
+            grad_attributes = per_corner.new_zeros(ctx.n_vertices, grad_values.shape[1]).index_add_(
+                0, corner_ids.reshape(-1), per_corner)
+        if ctx.needs_input_grad[2]:
+            grad_bary = torch.stack([(values * grad_values).sum(1) for values in corner_values], dim=1)
+        return grad_attributes, None, grad_bary
 
 
 def soft_silhouette(verts_screen: torch.Tensor, triangles: torch.Tensor, fragments: Fragments,
