@@ -83,10 +83,10 @@ def _linear_lookup(max_value: int) -> np.ndarray:
 
 def load_photo(path: str | Path) -> Photo:
     """Read a photo file into an upright, linear-RGB `Photo` (UNREADABLE_IMAGE if it cannot be used)."""
-    path = Path(path)
+    path = Path(path).expanduser()
     _check_file(path)
-    pixels, max_value = _decode_upright(path)
-    return photo_from_pixels(pixels, max_value, path=path)
+    pixels, max_value, original_size = _decode_upright(path)
+    return photo_from_pixels(pixels, max_value, path=path, original_size=original_size)
 
 
 def load_example(name: str = "astronaut") -> Photo:
@@ -98,11 +98,15 @@ def load_example(name: str = "astronaut") -> Photo:
     return photo_from_pixels(data.astronaut(), 255)
 
 
-def photo_from_pixels(pixels: np.ndarray, max_value: int, path: Path | None = None) -> Photo:
+def photo_from_pixels(pixels: np.ndarray, max_value: int, path: Path | None = None,
+                      original_size: tuple[int, int] | None = None) -> Photo:
     """Build a `Photo` from upright sRGB integer pixels.
 
     pixels: (H, W) or (H, W, C) uint8/uint16 with C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA;
-    max_value: the code of full intensity (255 or 65535).
+    max_value: the code of full intensity (255 or 65535);
+    original_size: (width, height) of the upright file when `pixels` were decoded at a reduced scale.
+    When no downscaling is needed, `image_linear` and `texture_linear` are the same array: never modify
+    a Photo's arrays in place.
     """
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
@@ -117,7 +121,8 @@ def photo_from_pixels(pixels: np.ndarray, max_value: int, path: Path | None = No
     texture_size = fit_within((width, height), TEXTURE_MAX_SIDE)
     texture = _linear_rgb(pixels, max_value, texture_size)
     image = resize_area(texture, fit_within(texture_size, PROCESSING_MAX_SIDE))
-    return Photo(image_linear=image, texture_linear=texture, original_size=(width, height), path=path)
+    return Photo(image_linear=image, texture_linear=texture, original_size=original_size or (width, height),
+                 path=path)
 
 
 def fit_within(size: tuple[int, int], max_side: int) -> tuple[int, int]:
@@ -161,12 +166,14 @@ def _check_file(path: Path) -> None:
     raise FaceAlbedoError(ErrorCode.UNREADABLE_IMAGE, f"{path} {problem}")
 
 
-def _decode_upright(path: Path) -> tuple[np.ndarray, int]:
-    """Decode the first frame to (H, W, C) uint8/uint16 sRGB pixels, EXIF orientation applied."""
+def _decode_upright(path: Path) -> tuple[np.ndarray, int, tuple[int, int]]:
+    """The first frame as (H, W, C) uint8/uint16 sRGB pixels, EXIF orientation applied; full-intensity
+    code; (width, height) of the upright file (the pixels may be smaller: see `_reduce_jpeg_decode`)."""
     try:
         with Image.open(path) as image:
             is_16bit_colour = _is_16bit_colour(image)  # before anything loads the image and drops `tile`
             orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+            width, height = image.size
             if is_16bit_colour:
                 pixels, max_value = _decode_16bit_colour(path), 65535
             else:
@@ -174,11 +181,17 @@ def _decode_upright(path: Path) -> tuple[np.ndarray, int]:
                 pixels, max_value = _pixels_of(image)
     except FaceAlbedoError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise FaceAlbedoError(
+            ErrorCode.UNREADABLE_IMAGE,
+            f"{path} is too large to decode safely ({exc}); downscale it to under 100 megapixels and retry",
+        ) from exc
+    except UnidentifiedImageError as exc:
         raise _unreadable(path, f"not an image in a known format ({exc})") from exc
     except (OSError, ValueError, SyntaxError, EOFError, IndexError) as exc:
         raise _unreadable(path, f"damaged or truncated image ({exc})") from exc
-    return _apply_orientation(pixels, orientation), max_value
+    upright_size = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    return _apply_orientation(pixels, orientation), max_value, upright_size
 
 
 def _unreadable(path: Path, why: str) -> FaceAlbedoError:

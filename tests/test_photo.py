@@ -166,6 +166,17 @@ def test_40_megapixel_photo_is_downscaled_not_refused(tmp_path, astronaut_srgb):
     assert np.abs(small - linear_of(astronaut_srgb)).mean() < 0.02
 
 
+def test_huge_jpeg_is_decoded_at_reduced_scale_but_keeps_its_size(tmp_path):
+    wide = np.zeros((4000, 8400, 3), np.uint8)
+    wide[:, :4200] = (200, 120, 60)
+    Image.fromarray(wide).save(tmp_path / "wide.jpg", quality=90)
+    photo = load_photo(tmp_path / "wide.jpg")
+    assert photo.original_size == (8400, 4000)
+    assert photo.texture_linear.shape[:2] == (1950, 4096)
+    assert photo.processing_scale == pytest.approx(PROCESSING_MAX_SIDE / 8400)
+    assert np.allclose(photo.image_linear[500, 500], linear_of(np.array([200, 120, 60])), atol=0.01)
+
+
 def test_empty_file(tmp_path):
     (tmp_path / "empty.jpg").write_bytes(b"")
     assert_unreadable(tmp_path / "empty.jpg", "empty")
