@@ -125,3 +125,130 @@ def test_zero_iterations_return_the_prior(face):
     covered = face.uv.coverage[0]
     np.testing.assert_allclose(result.albedo[0][covered], face.prior.completed[0][covered], atol=1e-6)
     assert dataclasses.asdict(RefineSettings())["iterations"] > 0
+
+
+# --- the refinement network and its self-supervised training -------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_dataset():
+    from inference_core.refine.inputs import face_tile_inputs
+    from inference_core.train import FaceTileDataset
+
+    faces = [synthetic_face(64, seed=seed) for seed in range(2)]
+    return FaceTileDataset(items=[face_tile_inputs(f.uv, f.prior) for f in faces]), faces
+
+
+def test_training_steps_lower_the_loss_and_weights_drive_refine(tiny_dataset, tmp_path):
+    from inference_core.refine.inputs import face_tile_inputs
+    from inference_core.refine.losses import refined_albedo
+    from inference_core.refine.network import load_network, save_weights
+    from inference_core.train import TrainSettings, train
+
+    dataset, faces = tiny_dataset
+    settings = TrainSettings(batch_size=2, learning_rate=3e-4, base_channels=8, mirror_probability=0.0)
+    network, losses = train(dataset, settings, steps=4)
+    assert len(losses) == 4 and np.isfinite(losses).all()
+    assert losses[-1] < losses[0], losses
+
+    path = tmp_path / "refine.safetensors"
+    save_weights(network, path)
+    loaded = load_network(path)
+    inputs = face_tile_inputs(faces[0].uv, faces[0].prior)
+    with torch.no_grad():
+        log_ratio, grid = loaded(inputs)
+        expected = refined_albedo(inputs, log_ratio)[0].numpy()
+    assert grid.shape == (1, 8, 8, 9, 3)
+    # With the weights and no test-time steps, refine() returns the network's prediction.
+    result = refine(faces[0].uv, faces[0].prior, None, None, RefineSettings(weights=path, iterations=0))
+    covered = faces[0].uv.coverage[0]
+    np.testing.assert_allclose(result.albedo[0][covered], np.clip(expected, 0, 1)[covered], atol=1e-5)
+    assert not np.allclose(result.albedo[0][covered], faces[0].prior.completed[0][covered], atol=1e-6)
+
+
+def test_mirrored_inputs_are_the_mirror_face(tiny_dataset):
+    """The training flip must map the face onto its own mirror image: the same loss (no new physics)."""
+    from inference_core.refine.illumination import zero_grid
+    from inference_core.refine.losses import refinement_loss
+    from inference_core.refine.settings import LossWeights
+
+    batch = tiny_dataset[0][0]
+    mirrored = batch.mirrored()
+    shading = batch.global_shading()
+    np.testing.assert_allclose(mirrored.global_shading().numpy(), shading.flip(2).numpy(), atol=1e-5)
+    zero = torch.zeros_like(batch.colour)
+    loss, _ = refinement_loss(batch, zero, zero_grid(1, 8), LossWeights())
+    loss_mirrored, _ = refinement_loss(mirrored, zero, zero_grid(1, 8), LossWeights())
+    assert float(loss_mirrored) == pytest.approx(float(loss), rel=1e-4)
+
+
+def test_missing_or_foreign_weights_are_reported(face, tmp_path):
+    with pytest.raises(FaceAlbedoError) as missing:
+        refine(face.uv, face.prior, None, None, RefineSettings(weights=tmp_path / "none.safetensors"))
+    assert missing.value.code is ErrorCode.ASSETS_MISSING
+    foreign = tmp_path / "foreign.safetensors"
+    foreign.write_bytes(b"not a safetensors file")
+    with pytest.raises(FaceAlbedoError) as corrupt:
+        refine(face.uv, face.prior, None, None, RefineSettings(weights=foreign))
+    assert corrupt.value.code is ErrorCode.ASSETS_CORRUPT
+
+
+# --- real photos through the real stages ----------------------------------------------------------------
+
+YALE_LIGHTS = ("yaleB23_P00A+000E+00", "yaleB23_P00A+025E+00", "yaleB23_P00A-025E+00")
+REAL_RESOLUTION = 128
+
+
+@pytest.fixture(scope="module")
+def yale_stages(faces_dir, face_model):
+    """(uv, prior, fit) of one Yale B subject under three lights (|azimuth| <= 25 degrees), res 128."""
+    from inference_core.train.dataset import photo_stages
+
+    folder = faces_dir / "lighting" / "yaleB23"
+    return [photo_stages(folder / f"{name}.pgm", face_model, REAL_RESOLUTION) for name in YALE_LIGHTS]
+
+
+@pytest.fixture(scope="module")
+def yale_refined(yale_stages, face_model):
+    return [refine(uv, prior, fit, face_model) for uv, prior, fit in yale_stages]
+
+
+def test_real_photo_re_render_is_no_worse_than_the_prior(yale_stages, yale_refined):
+    for (uv, prior, _), refined in zip(yale_stages, yale_refined):
+        trusted = (uv.visibility[0] > 0.5) & (prior.source[0] == 1)
+        normals = torch.from_numpy(uv.normals_camera[0])
+        prior_render = prior.completed[0] * sh.shading(normals, torch.from_numpy(prior.sh_camera)).numpy()
+        refined_render = refined.albedo[0] * sh.shading(normals, torch.from_numpy(refined.sh_map)).numpy()
+        prior_error = np.abs(prior_render - uv.colour[0])[trusted].mean()
+        refined_error = np.abs(refined_render - uv.colour[0])[trusted].mean()
+        assert refined_error <= prior_error, (refined_error, prior_error)
+        assert np.isfinite(refined.albedo).all() and refined.albedo.max() <= 1
+
+
+def test_real_refined_albedo_varies_less_across_lights_than_the_prior(yale_stages, yale_refined):
+    from inference_core.evaluation.metrics import per_texel_spread
+
+    valid = np.all([uv.visibility[0].reshape(-1) > 0.5 for uv, _, _ in yale_stages], axis=0)
+    prior_maps = np.stack([prior.completed[0].reshape(-1, 3) for _, prior, _ in yale_stages])
+    refined_maps = np.stack([refined.albedo[0].reshape(-1, 3) for refined in yale_refined])
+    for normalise_gain in (False, True):
+        prior_spread = per_texel_spread(prior_maps, valid, normalise_gain=normalise_gain)
+        refined_spread = per_texel_spread(refined_maps, valid, normalise_gain=normalise_gain)
+        print(f"lighting spread (gain normalised: {normalise_gain}): prior {prior_spread:.4f}, "
+              f"refined {refined_spread:.4f}")
+        assert refined_spread <= prior_spread
+    assert per_texel_spread(refined_maps, valid, True) < 0.9 * per_texel_spread(prior_maps, valid, True)
+
+
+def test_training_cache_runs_the_real_stages_and_skips_photos_without_faces(faces_dir, face_model, tmp_path):
+    from inference_core.train.dataset import build_cache, load_inputs
+
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "face.pgm").symlink_to(faces_dir / "lighting" / "yaleB23" / f"{YALE_LIGHTS[0]}.pgm")
+    (images / "brick.png").symlink_to(faces_dir / "no_face" / "brick.png")
+    cached, skipped = build_cache(images, tmp_path / "cache", face_model, resolution=64)
+    assert skipped == {"brick.png": "NO_FACE"}
+    assert [p.name for p in cached] == ["face_64.npz"]
+    inputs = load_inputs(cached[0])
+    assert inputs.colour.shape == (1, 64, 64, 3) and inputs.sh_global.shape == (1, 9, 3)
+    assert float(inputs.visibility.max()) > 0.5

@@ -10,8 +10,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from inference_core.render import sh
-
 
 def residual_scale(sh_global: torch.Tensor) -> torch.Tensor:
     """(B, 9, 3) global SH -> (B,) radiance of one grid unit: the mean band-0 coefficient (>= 1e-3)."""
@@ -37,9 +35,15 @@ def sh_map(sh_global: torch.Tensor, grid: torch.Tensor, resolution: int) -> torc
     return sh_global[:, None, None] + upsample_grid(grid, resolution) * scale
 
 
-def texel_shading(normals: torch.Tensor, sh_global: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """Shading E/pi (B, R, R, 3) of normals (B, R, R, 3) under the detailed illumination map."""
-    return sh.shading(normals, sh_map(sh_global, grid, normals.shape[1]))
+def texel_shading(shading_basis: torch.Tensor, sh_global: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Shading E/pi (B, R, R, 3) under the detailed illumination map.
+
+    shading_basis: (B, R, R, 9) SH basis x Lambert factors of the texel normals (`RefineInputs.shading_basis`).
+    """
+    global_part = torch.einsum("bhwk,bkc->bhwc", shading_basis, sh_global)
+    residual = upsample_grid(grid, shading_basis.shape[1])
+    scale = residual_scale(sh_global)[:, None, None, None]
+    return global_part + scale * (shading_basis[..., None] * residual).sum(-2)
 
 
 def zero_grid(batch: int, cells: int, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -8,6 +8,7 @@ u = 0.5 (checked on the ICT mesh to 1e-6), so a texel's left/right mirror is the
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from inference_core.render import sh
 from inference_core.values import PriorAlbedo, UVTexture
 
 FACE_TILE = 1001
+SOURCE_SEEN = 1  # PriorAlbedo.source of texels taken from the photo
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class RefineInputs:
     """Face-tile maps of B photos at one resolution R (float32 tensors on one device)."""
 
     colour: torch.Tensor  # (B, R, R, 3) unwrapped linear photo colour, 0 where unseen
-    visibility: torch.Tensor  # (B, R, R) in [0, 1], trust in `colour`
+    visibility: torch.Tensor  # (B, R, R) in [0, 1], trust in `colour` (0 where the prior stage rejected it)
     normals: torch.Tensor  # (B, R, R, 3) unit normals, camera space (0 off the mesh)
     coverage: torch.Tensor  # (B, R, R) in {0, 1}: texels on the mesh
     completed: torch.Tensor  # (B, R, R, 3) prior-stage complete de-lit albedo
@@ -43,9 +45,19 @@ class RefineInputs:
     def to(self, device: torch.device | str) -> "RefineInputs":
         return RefineInputs(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
+    @cached_property
+    def shading_basis(self) -> torch.Tensor:
+        """(B, R, R, 9) SH basis x Lambert factors of the normals (shading = basis . SH), computed once."""
+        return sh.sh_basis(self.normals) * sh.lambert_factors(self.normals.dtype, self.normals.device)
+
+    @cached_property
+    def symmetry_weight(self) -> torch.Tensor:
+        """(B, R, R) weight of a texel and its mirror agreeing: both on the mesh, either of them seen."""
+        return self.coverage * self.coverage.flip(2) * torch.maximum(self.visibility, self.visibility.flip(2))
+
     def global_shading(self) -> torch.Tensor:
         """(B, R, R, 3) shading E/pi of the global SH alone."""
-        return sh.shading(self.normals, self.sh_global[:, None, None])
+        return torch.einsum("bhwk,bkc->bhwc", self.shading_basis, self.sh_global)
 
     def resized(self, resolution: int) -> "RefineInputs":
         """The same maps at another resolution: area averages weighted by trust, normals renormalised."""
@@ -101,7 +113,12 @@ def face_tile_index(tiles: tuple[int, ...]) -> int:
 
 
 def face_tile_inputs(uv: UVTexture, prior: PriorAlbedo) -> RefineInputs:
-    """The face tile of one photo's unwrap and prior as a batch of 1, at the UV resolution (CPU)."""
+    """The face tile of one photo's unwrap and prior as a batch of 1, at the UV resolution (CPU).
+
+    The photo is trusted where the prior stage took it as seen (`source` 1): where it judged the
+    texel an outlier (hair, frames, deep cast shadow) and filled it from the mirror or the prior, the
+    refinement follows that judgement instead of pulling the outlier back into the albedo.
+    """
     if uv.colour.shape[:3] != prior.completed.shape[:3] or uv.tiles != prior.tiles:
         raise FaceAlbedoError(
             ErrorCode.USAGE,
@@ -114,7 +131,7 @@ def face_tile_inputs(uv: UVTexture, prior: PriorAlbedo) -> RefineInputs:
 
     return RefineInputs(
         colour=tensor(uv.colour[t]),
-        visibility=tensor(np.clip(uv.visibility[t], 0, 1) * uv.coverage[t]),
+        visibility=tensor(np.clip(uv.visibility[t], 0, 1) * uv.coverage[t] * (prior.source[t] == SOURCE_SEEN)),
         normals=tensor(uv.normals_camera[t]),
         coverage=tensor(uv.coverage[t]),
         completed=tensor(prior.completed[t]),

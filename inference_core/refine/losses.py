@@ -92,10 +92,9 @@ def albedo_low_frequency(albedo: torch.Tensor, parametric: torch.Tensor, coverag
     return weighted_mean((difference - level).square(), weight)
 
 
-def albedo_symmetry(albedo: torch.Tensor, visibility: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
-    """Robust log difference between each texel and its mirror (u -> 1-u), where either side was seen."""
+def albedo_symmetry(albedo: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Robust log difference between each texel and its mirror (u -> 1-u) under (B, R, R) pair weights."""
     log_albedo = torch.log(albedo + LOG_EPS)
-    weight = coverage * coverage.flip(2) * torch.maximum(visibility, visibility.flip(2))
     return weighted_mean(charbonnier(log_albedo - log_albedo.flip(2), 0.05), weight)
 
 
@@ -108,11 +107,24 @@ def albedo_gradient_sparsity(albedo: torch.Tensor, coverage: torch.Tensor) -> to
             + weighted_mean(dx, coverage[:, :, 1:] * coverage[:, :, :-1]))
 
 
+def ratio_smoothness(log_ratio: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
+    """Mean squared finite differences of the albedo's log-ratio to the prior on the mesh.
+
+    The prior-stage albedo already holds the photo's detail; the refinement changes it smoothly (taking
+    out lighting) and adds its own detail only where the photo insists, so a texel seen at a grazing
+    angle or half-trusted cannot copy the photo's lighting-dependent noise into the albedo.
+    """
+    dy = (log_ratio[:, 1:] - log_ratio[:, :-1]).square().sum(-1)
+    dx = (log_ratio[:, :, 1:] - log_ratio[:, :, :-1]).square().sum(-1)
+    return (weighted_mean(dy, coverage[:, 1:] * coverage[:, :-1])
+            + weighted_mean(dx, coverage[:, :, 1:] * coverage[:, :, :-1]))
+
+
 def refinement_loss(inputs: RefineInputs, log_ratio: torch.Tensor, grid: torch.Tensor, weights: LossWeights,
-                    low_frequency_cells: int = 16) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                    low_frequency_cells: int = 32) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The weighted sum of every term and the terms themselves (unweighted), for one batch."""
     albedo = refined_albedo(inputs, log_ratio)
-    rendered = albedo * texel_shading(inputs.normals, inputs.sh_global, grid)
+    rendered = albedo * texel_shading(inputs.shading_basis, inputs.sh_global, grid)
     terms = {
         "photometric": photometric(inputs.colour, rendered, inputs.visibility),
         "illumination_smoothness": illumination_smoothness(grid),
@@ -120,8 +132,9 @@ def refinement_loss(inputs: RefineInputs, log_ratio: torch.Tensor, grid: torch.T
         "albedo_chromaticity": albedo_chromaticity(albedo, inputs.completed, inputs.coverage),
         "albedo_low_frequency": albedo_low_frequency(albedo, inputs.parametric, inputs.coverage,
                                                      low_frequency_cells),
-        "albedo_symmetry": albedo_symmetry(albedo, inputs.visibility, inputs.coverage),
+        "albedo_symmetry": albedo_symmetry(albedo, inputs.symmetry_weight),
         "albedo_gradient_sparsity": albedo_gradient_sparsity(albedo, inputs.coverage),
+        "albedo_ratio_smoothness": ratio_smoothness(log_ratio, inputs.coverage),
     }
     weight_of = weights.as_dict()
     total = sum(weight_of[name] * term for name, term in terms.items() if weight_of[name] > 0)

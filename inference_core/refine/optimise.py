@@ -72,7 +72,7 @@ def optimise(work: RefineInputs, settings: RefineSettings, device: torch.device,
 
 
 def rerender_error(inputs: RefineInputs, albedo: torch.Tensor, shading: torch.Tensor) -> float:
-    """Mean absolute re-render error over the seen texels (visibility-weighted), linear RGB."""
+    """Mean absolute re-render error over the trusted seen texels (visibility-weighted), linear RGB."""
     return float(weighted_mean((inputs.colour - albedo * shading).abs(), inputs.visibility))
 
 
@@ -86,7 +86,7 @@ def summarise(work: RefineInputs, log_ratio: torch.Tensor, grid: torch.Tensor,
         figures["total"] = float(total)
         figures["rerender_prior"] = rerender_error(work, work.completed, work.global_shading())
         figures["rerender_refined"] = rerender_error(
-            work, refined_albedo(work, log_ratio), texel_shading(work.normals, work.sh_global, grid))
+            work, refined_albedo(work, log_ratio), texel_shading(work.shading_basis, work.sh_global, grid))
     return figures
 
 

@@ -16,15 +16,17 @@ class LossWeights:
     albedo_low_frequency      the albedo's blurred brightness follows the parametric prior's
     albedo_symmetry           left and right albedo agree where seen (robust, so moles may differ)
     albedo_gradient_sparsity  robust L1 on albedo gradients: albedo edges are sharp, lighting is smooth
+    albedo_ratio_smoothness   the change from the prior-stage albedo is smooth unless the photo insists
     """
 
     photometric: float = 1.0
-    illumination_smoothness: float = 0.3
+    illumination_smoothness: float = 0.1
     illumination_residual: float = 0.1
     albedo_chromaticity: float = 0.3
-    albedo_low_frequency: float = 0.3
+    albedo_low_frequency: float = 2.0
     albedo_symmetry: float = 0.05
     albedo_gradient_sparsity: float = 0.005
+    albedo_ratio_smoothness: float = 1.0
 
     def as_dict(self) -> dict[str, float]:
         return dict(self.__dict__)
@@ -36,9 +38,9 @@ class RefineSettings:
 
     iterations: int = 150  # Adam steps of the test-time optimisation (0: network output or prior as is)
     learning_rate: float = 0.03
-    working_resolution: int = 256  # texels per side the optimisation runs at (at most the UV resolution)
-    grid_resolution: int = 16  # cells per side of the SH residual grid (the illumination map's detail)
-    low_frequency_resolution: int = 16  # cells per side at which albedo brightness is compared to the prior
+    working_resolution: int = 128  # texels per side the optimisation runs at (at most the UV resolution)
+    grid_resolution: int = 32  # cells per side of the SH residual grid (the illumination map's detail)
+    low_frequency_resolution: int = 32  # cells per side at which albedo brightness is compared to the prior
     detailed_illumination: bool = True  # False: global SH only (the residual grid stays 0)
     loss_weights: LossWeights = field(default_factory=LossWeights)
     weights: Path | None = None  # refinement network (safetensors) whose prediction starts the optimisation
