@@ -60,6 +60,7 @@ def main() -> int:
     parser.add_argument("--limit", type=int, help="photos per set (lighting: lights per subject)")
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--ablation", nargs="+", default=[], choices=sorted(ABLATIONS))
+    parser.add_argument("--set", nargs="+", default=[], dest="overrides", metavar="STAGE.FIELD=VALUE")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     figures: dict[str, Any] = {"command": "benchmarks/evaluate.py " + " ".join(sys.argv[1:]),
@@ -71,7 +72,7 @@ def main() -> int:
         out = RESULTS / "evaluate" / name
         print(f"== {name} -> {out}", flush=True)
         report = evaluate(faces_dir() / name, out, limit=args.limit, resolution=args.resolution,
-                          ablations=args.ablation, device=args.device,
+                          ablations=args.ablation, overrides=args.overrides, device=args.device,
                           progress=lambda stage, fraction, message: print(f"  [{fraction:4.0%}] {message}",
                                                                           flush=True),
                           command=figures["command"])

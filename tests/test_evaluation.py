@@ -269,3 +269,53 @@ def test_runner_ranks_stages_and_report_flags_a_worse_later_stage(face_model, tm
     page = md_path.read_text()
     assert "**WORSE** " in page and "refined psnr_db" in page
     assert '"inf"' in json_path.read_text() or "Infinity" not in json_path.read_text()
+
+
+# --- a small real run of `facealbedo evaluate` --------------------------------------------------------
+
+SMALL_SET = ("aflw2000/image00081.jpg", "aflw2000/image00081.mat",
+             "lighting/yaleB23/yaleB23_P00A+000E+00.pgm", "lighting/yaleB23/yaleB23_P00A+035E+15.pgm")
+QUICK_SETTINGS = ("fit.rigid_iterations=20", "fit.landmark_iterations=40", "fit.photometric_iterations=20",
+                  "refine.iterations=30")
+"""Fewer iterations than the product's, to keep this test within its time budget on 2 shared cores."""
+
+
+@pytest.fixture(scope="module")
+def small_report(faces_dir, tmp_path_factory):
+    """`facealbedo evaluate` on one AFLW2000 photo (with ground truth) and one Yale B subject under two lights."""
+    from inference_core.cli import main
+
+    set_dir = tmp_path_factory.mktemp("set")
+    for name in SMALL_SET:  # links, so that no shared photo is copied
+        (set_dir / name.split("/")[-1]).symlink_to(faces_dir / name)
+    out = tmp_path_factory.mktemp("report")
+    assert main(["evaluate", str(set_dir), "--out", str(out), "--resolution", "128", "--device", "cpu",
+                 "--set", *QUICK_SETTINGS]) == 0
+    return out
+
+
+def test_evaluate_writes_report_tables_and_sheets(small_report):
+    import json
+
+    report = json.loads((small_report / "report.json").read_text())
+    run = report["runs"]["defaults"]
+    assert run["counts"] == {"photos": 3, "ok": 3, "failed": {}}
+    page = (small_report / "report.md").read_text()
+    assert "## Stages side by side" in page and "## Illumination invariance" in page and "## Landmarks" in page
+    for record in run["photos"]:
+        assert (small_report / "sheets" / (record["name"].replace("/", "__") + ".png")).is_file()
+        assert set(record["seconds"]) >= {"load", "detect", "fit", "unwrap", "prior", "measure"}
+
+
+def test_evaluate_measures_real_photos_sensibly(small_report):
+    import json
+
+    run = json.loads((small_report / "report.json").read_text())["runs"]["defaults"]
+    prior, raw = run["stages"]["prior"], run["stages"]["raw"]
+    assert prior["completeness"]["min"] == pytest.approx(1.0)  # the prior stage leaves no hole
+    assert raw["completeness"]["max"] < 0.9  # the photo never shows the whole head
+    # Re-rendering the raw texture multiplies the photo's light in twice; the de-lit prior does not.
+    assert prior["psnr_db"]["median"] > raw["psnr_db"]["median"]
+    assert run["landmarks"]["nme_fitted"]["max"] < 0.08
+    spreads = run["lighting"]["yaleB23"]["stages"]
+    assert spreads["prior"]["spread"] < spreads["raw"]["spread"]  # de-lighting removes light changes

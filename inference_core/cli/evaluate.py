@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="UV texels per side for unwrap, prior and refine (default 256)")
     parser.add_argument("--ablation", nargs="+", default=[], choices=sorted(ABLATIONS), metavar="NAME",
                         help="also run with one part switched off, once per NAME (see below)")
+    parser.add_argument("--set", nargs="+", default=[], dest="overrides", metavar="STAGE.FIELD=VALUE",
+                        help="change a stage setting in every run, e.g. fit.photometric=False refine.iterations=30 "
+                             "(fields of FitSettings, PriorSettings, RefineSettings)")
     parser.add_argument("--detector", default="auto", choices=("auto", "dlib", "fan"),
                         help="landmark detector (default auto)")
     add_common_options(parser)
@@ -53,16 +56,26 @@ def _text_progress() -> ProgressCallback:
     return report
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this report (as the report quotes it)."""
+    words = ["facealbedo", "evaluate", args.set_dir, "--out", args.out, "--resolution", str(args.resolution)]
+    words += ["--limit", str(args.limit)] if args.limit is not None else []
+    words += ["--ablation", *args.ablation] if args.ablation else []
+    words += ["--set", *args.overrides] if args.overrides else []
+    words += ["--detector", args.detector] if args.detector != "auto" else []
+    return " ".join(shlex.quote(word) for word in words)
+
+
 def run(args: argparse.Namespace) -> int:
     from inference_core.evaluation import evaluate
     from inference_core.evaluation.report import STAGE_TABLE_METRICS
     from inference_core.progress import emit_event
 
-    command = "facealbedo " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else "facealbedo evaluate"
+    command = _command_line(args)
     progress = json_progress() if args.progress_json else _text_progress()
     report = evaluate(args.set_dir, args.out, limit=args.limit, resolution=args.resolution,
-                      ablations=args.ablation, device=_resolve_device(args.device), detector=args.detector,
-                      progress=progress, command=command)
+                      ablations=args.ablation, overrides=args.overrides, device=_resolve_device(args.device),
+                      detector=args.detector, progress=progress, command=command)
     defaults = report["runs"]["defaults"]
     if args.progress_json:
         emit_event("done", result=str(args.out))

@@ -16,10 +16,12 @@ from inference_core.progress import ProgressCallback, ignore_progress
 
 
 def evaluate(set_dir: Path | str, out_dir: Path | str, *, limit: int | None = None, resolution: int = 256,
-             ablations: Sequence[str] = (), device: str = "cpu", detector: str = "auto",
+             ablations: Sequence[str] = (), overrides: Sequence[str] = (), device: str = "cpu",
+             detector: str = "auto",
              progress: ProgressCallback = ignore_progress, command: str = "") -> dict[str, Any]:
     """Evaluate a folder of photos with the defaults and each ablation; write the report into out_dir.
 
+    `overrides` are STAGE.FIELD=VALUE settings applied to every run (e.g. fewer iterations for a quick look).
     Returns the report as written to report.json: {"set", "command", "runs": {"defaults": run,
     ablation: run, ...}, "seconds_total"}; each run is `runner.summarise_run`'s result.
     """
@@ -31,7 +33,8 @@ def evaluate(set_dir: Path | str, out_dir: Path | str, *, limit: int | None = No
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs = {name or "defaults": RunSettings(resolution=resolution, device=device, detector=detector, ablation=name)
+    runs = {name or "defaults": RunSettings(resolution=resolution, device=device, detector=detector, ablation=name,
+                                            overrides=tuple(overrides))
             for name in (None, *ablations)}
 
     def sheet(run_name: str, result: PhotoResult) -> None:

@@ -4,8 +4,13 @@ Kept free of heavy imports so that the command line can list them quickly.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import ast
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from inference_core.errors import ErrorCode, FaceAlbedoError
+
+STAGES_WITH_SETTINGS = ("fit", "prior", "refine")
 
 
 @dataclass(frozen=True)
@@ -40,3 +45,30 @@ ABLATIONS: dict[str, Ablation] = {
     "no-albedo-symmetry-loss": Ablation("refine without the albedo symmetry loss",
                                         refine={"loss_weights.albedo_symmetry": 0.0}),
 }
+
+
+def parse_overrides(assignments: tuple[str, ...] | list[str]) -> dict[str, dict[str, Any]]:
+    """`STAGE.FIELD=VALUE` strings (e.g. `refine.iterations=30`) -> {stage: {field: value}}.
+
+    VALUE is read as a Python literal (number, True/False, None, quoted string), else taken as text.
+    """
+    parsed: dict[str, dict[str, Any]] = {stage: {} for stage in STAGES_WITH_SETTINGS}
+    for assignment in assignments:
+        target, equals, text = assignment.partition("=")
+        stage, dot, name = target.partition(".")
+        if not (equals and dot and name) or stage not in parsed:
+            raise FaceAlbedoError(ErrorCode.USAGE, f"cannot read setting {assignment!r}: write STAGE.FIELD=VALUE "
+                                  f"with STAGE one of {', '.join(STAGES_WITH_SETTINGS)}, e.g. refine.iterations=30")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        parsed[stage][name] = value
+    return parsed
+
+
+def with_overrides(ablation: Ablation, assignments: tuple[str, ...] | list[str]) -> Ablation:
+    """The ablation with `STAGE.FIELD=VALUE` settings applied on top (they win over the ablation's own)."""
+    parsed = parse_overrides(assignments)
+    return replace(ablation, fit={**ablation.fit, **parsed["fit"]}, prior={**ablation.prior, **parsed["prior"]},
+                   refine={**ablation.refine, **parsed["refine"]})

@@ -93,7 +93,8 @@ def _spread_pick(items: list[SetItem], count: int) -> list[SetItem]:
 
 
 def _limit(items: list[SetItem], limit: int | None) -> list[SetItem]:
-    """The first `limit` photos; for lighting groups `limit` lights per subject, spread over azimuth."""
+    """`limit` photos spread over the sorted list; for lighting groups `limit` lights per subject, spread
+    over azimuth (so that a subset still spans the set: first, last and evenly between)."""
     if limit is None:
         return items
     plain = [item for item in items if item.subject is None]
@@ -103,7 +104,7 @@ def _limit(items: list[SetItem], limit: int | None) -> list[SetItem]:
         group = sorted((item for item in items if item.subject == subject),
                        key=lambda item: (item.azimuth_deg or 0.0, item.elevation_deg or 0.0, item.name))
         lit += _spread_pick(group, limit)
-    return plain[:limit] + lit
+    return _spread_pick(plain, limit) + lit
 
 
 def load_set(set_dir: Path | str, *, limit: int | None = None, max_azimuth_deg: float | None = 50.0,

@@ -25,8 +25,9 @@ CROP_MARGIN = 0.15
 """Margin around the face mask's box, as a share of its size, for the contact-sheet crops."""
 SHEET_FOLDER = "sheets"
 
-STAGE_TABLE_METRICS = ("psnr_db", "ssim", "si_mse", "completeness", "completeness_face", "seam_strength")
+STAGE_TABLE_METRICS = ("psnr_db", "ssim", "si_mse", "psnr_db_face", "completeness", "completeness_face", "seam_strength")
 METRIC_LABELS = {"psnr_db": "re-render PSNR (dB)", "ssim": "re-render SSIM", "si_mse": "re-render si-MSE",
+                 "psnr_db_face": "re-render PSNR, whole face mask (dB)",
                  "completeness": "completeness, both tiles", "completeness_face": "completeness, face tile",
                  "seam_strength": "symmetry-seam strength (1 = none)", "spread": "spread across lights",
                  "spread_normalised": "spread, exposure-normalised", "chromaticity_spread": "chromaticity spread",
@@ -218,14 +219,20 @@ def markdown(report: dict[str, Any], out_dir: Path) -> str:
     run = report["runs"]["defaults"]
     stages = [s for s in STAGES if s in run["stages"]]
     counts = run["counts"]
+    settings = run["settings"]
+    changed = f"; settings changed: {' '.join(settings['overrides'])}" if settings.get("overrides") else ""
+    failures = f"; failures: {counts['failed']}" if counts["failed"] else ""
     lines = [f"# FaceAlbedo evaluation: {report['set']}", "",
-             f"Command: `{report['command']}`  ", f"Photos: {counts['ok']} of {counts['photos']} reconstructed"
-             + (f"; failures: {counts['failed']}" if counts["failed"] else "") + f"  ",
-             f"UV resolution {run['settings']['resolution']}, device {run['settings']['device']}, "
+             f"Command: `{report['command']}`  ",
+             f"Photos: {counts['ok']} of {counts['photos']} reconstructed{failures}  ",
+             f"UV resolution {settings['resolution']}, device {settings['device']}{changed}; "
              f"{report['seconds_total']:.0f} s in all.", "",
              "## Stages side by side (median (mean) over the photos)", "",
              "raw = unwrapped photo texture used as albedo; prior = PriorAlbedo.completed; refined = "
-             "RefinedAlbedo.albedo. ↑ higher is better, ↓ lower is better.", ""]
+             "RefinedAlbedo.albedo. Re-render figures compare albedo x shading with the photo on the "
+             "trusted skin pixels (texel visibility and fit inlier weight >= 0.5; hair, glasses, hands and "
+             "grazing views left out), the 'whole face mask' PSNR on every fitted face pixel. "
+             "↑ higher is better, ↓ lower is better.", ""]
     lines += _table(["metric", *stages], _stage_rows(run))
     lines += ["## Regressions (a later stage worse than an earlier one)", ""] + _regression_lines(run)
     if run["landmarks"]:

@@ -17,7 +17,10 @@ from inference_core.render import sh as sh_module
 from inference_core.render.camera import project, to_camera
 from inference_core.render.interpolate import interpolate
 from inference_core.render.rasterize import rasterize
-from inference_core.values import UV_TILES, FaceFit
+from inference_core.values import UV_TILES, FaceFit, UVTexture
+
+TRUSTED_WEIGHT = 0.5
+"""Texel visibility and fit inlier weight from which a pixel counts as trusted skin for the metrics."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,20 @@ def surface_view(fit: FaceFit, model: FaceModel) -> SurfaceView:
     normals_px = torch.nn.functional.normalize(normal_image[torch.as_tensor(mask)], dim=-1)
     return SurfaceView(mask=mask, tile_index=tile_index.astype(np.int64), uv=uv.numpy()[mask],
                        normals_camera=normals_px.numpy().astype(np.float32))
+
+
+def trusted_pixels(view: SurfaceView, uv: UVTexture, fit: FaceFit) -> np.ndarray:
+    """(H, W) bool: pixels of the view that show skin the method can explain.
+
+    A pixel is trusted where its texel's visibility (seen, not grazing, not an outlier such as hair,
+    glasses or a hand) and the fit's inlier weight both reach TRUSTED_WEIGHT. Re-render metrics are
+    taken there, so that a complete albedo is not blamed for not reproducing the hair over a forehead.
+    """
+    visibility = sample_uv_maps(uv.visibility[..., None], view.tile_index, view.uv)[:, 0]
+    keep = (visibility >= TRUSTED_WEIGHT) & (fit.inlier_weight[view.mask] >= TRUSTED_WEIGHT)
+    trusted = np.zeros_like(view.mask)
+    trusted[view.mask] = keep
+    return trusted
 
 
 def sample_uv_maps(maps: np.ndarray, tile_index: np.ndarray, uv: np.ndarray) -> np.ndarray:

@@ -20,9 +20,9 @@ import numpy as np
 
 from inference_core.errors import ErrorCode, FaceAlbedoError
 from inference_core.evaluation import metrics
-from inference_core.evaluation.ablations import ABLATIONS, Ablation
+from inference_core.evaluation.ablations import ABLATIONS, Ablation, with_overrides
 from inference_core.evaluation.datasets import SetItem, lighting_groups
-from inference_core.evaluation.rerender import Rerender, SurfaceView, rerender, surface_view
+from inference_core.evaluation.rerender import Rerender, SurfaceView, rerender, surface_view, trusted_pixels
 from inference_core.facemodel import FaceModel
 from inference_core.progress import ProgressCallback, ignore_progress
 from inference_core.values import FaceFit, Landmarks, Photo, PriorAlbedo, RefinedAlbedo, UVTexture
@@ -30,18 +30,20 @@ from inference_core.values import FaceFit, Landmarks, Photo, PriorAlbedo, Refine
 STAGES = ("raw", "prior", "refined")
 """The albedo of each stage, in pipeline order: a later one should never measure worse than an earlier."""
 
-HIGHER_IS_BETTER = {"psnr_db": True, "ssim": True, "si_mse": False, "completeness": True,
+HIGHER_IS_BETTER = {"psnr_db": True, "psnr_db_face": True, "ssim": True, "si_mse": False, "completeness": True,
                     "completeness_face": True, "seam_strength": False, "spread": False,
                     "spread_normalised": False, "chromaticity_spread": False}
 """Direction of each per-stage metric, for flagging a later stage that is worse than an earlier one."""
 
-FLAG_TOLERANCE = {"psnr_db": 0.1, "ssim": 0.002, "si_mse": 0.02, "completeness": 0.001,
-                  "completeness_face": 0.001, "seam_strength": 0.05, "spread": 0.02,
-                  "spread_normalised": 0.02, "chromaticity_spread": 0.02}
-"""How much worse than the earlier stage counts as a regression: absolute for dB / SSIM / shares,
-relative (a fraction of the earlier value) for errors, seams and spreads."""
+FLAG_TOLERANCE = {"psnr_db": (0.1, 0.0), "psnr_db_face": (0.1, 0.0), "ssim": (0.002, 0.0),
+                  "si_mse": (1e-4, 0.02), "completeness": (0.001, 0.0), "completeness_face": (0.001, 0.0),
+                  "seam_strength": (0.05, 0.0), "spread": (0.005, 0.02), "spread_normalised": (0.005, 0.02),
+                  "chromaticity_spread": (0.005, 0.02)}
+"""(absolute, relative) margin by which a later stage must be worse than an earlier one to be flagged:
+the larger of the absolute margin and the relative one times the earlier value."""
 
-RELATIVE_TOLERANCE = {"si_mse", "seam_strength", "spread", "spread_normalised", "chromaticity_spread"}
+NO_SEAM = 1.0
+"""Seam strength at or below which there is no seam to speak of (steps across the line are as usual)."""
 
 WELL_VISIBLE = 0.5
 """Visibility above which a texel counts as well seen (for the illumination-invariance spread)."""
@@ -55,6 +57,7 @@ class RunSettings:
     device: str = "cpu"
     detector: str = "auto"
     ablation: str | None = None  # a key of ABLATIONS, None for the product's defaults
+    overrides: tuple[str, ...] = ()  # STAGE.FIELD=VALUE settings for every run (ablations.parse_overrides)
 
 
 @dataclass
@@ -95,12 +98,13 @@ def _override(settings: Any, overrides: dict[str, Any], what: str) -> Any:
     return settings
 
 
-def stage_settings(ablation: str | None) -> tuple[Any, Any, Any, bool]:
-    """(FitSettings, PriorSettings, RefineSettings or None, run_refine) for an ablation name (None: defaults)."""
+def stage_settings(ablation: str | None, overrides: tuple[str, ...] = ()) -> tuple[Any, Any, Any, bool]:
+    """(FitSettings, PriorSettings, RefineSettings or None, run_refine) for an ablation name (None: the
+    defaults) with STAGE.FIELD=VALUE overrides on top."""
     from inference_core.fitting import FitSettings
     from inference_core.texture import PriorSettings
 
-    spec = ABLATIONS[ablation] if ablation else Ablation("defaults")
+    spec = with_overrides(ABLATIONS[ablation] if ablation else Ablation("defaults"), overrides)
     what = ablation or "defaults"
     refine_module = refine_stage()
     refine_settings = None
@@ -148,7 +152,7 @@ def run_stages(item: SetItem, model: FaceModel, settings: RunSettings,
     from inference_core.photo import load_photo
 
     shared = {} if shared is None else shared
-    fit_settings, prior_settings, refine_settings, run_refine = stage_settings(settings.ablation)
+    fit_settings, prior_settings, refine_settings, run_refine = stage_settings(settings.ablation, settings.overrides)
     seconds: dict[str, float] = {}
     key: tuple = (settings.detector,)
     photo = _cached(shared, seconds, "load", (), lambda: load_photo(item.path))
@@ -204,13 +208,15 @@ def measure_photo(item: SetItem, outputs: StageOutputs, model: FaceModel) -> Pho
     """All per-photo figures of one run: per stage re-render and albedo metrics, landmarks, timings."""
     start = time.perf_counter()
     view: SurfaceView = surface_view(outputs.fit, model)
+    trusted = trusted_pixels(view, outputs.uv, outputs.fit)
     photo = outputs.photo.image_linear
     face = outputs.uv.tiles.index(1001)
     result = PhotoResult(record={}, photo_linear=photo, visibility_face=outputs.uv.visibility[face])
     stages: dict[str, dict[str, float]] = {}
     for stage, (albedo, sh, sh_map) in stage_albedos(outputs).items():
         rendered = rerender(view, albedo, sh, sh_map)
-        stages[stage] = {**metrics.rerender_metrics(rendered.image, photo, view.mask),
+        stages[stage] = {**metrics.rerender_metrics(rendered.image, photo, trusted),
+                         "psnr_db_face": metrics.psnr(rendered.image, photo, view.mask),
                          **albedo_metrics(albedo, outputs.uv)}
         result.renders[stage] = rendered
         result.face_tiles[stage] = albedo[face]
@@ -219,7 +225,8 @@ def measure_photo(item: SetItem, outputs: StageOutputs, model: FaceModel) -> Pho
     result.record = {
         "name": item.name, "path": str(item.path), "status": "ok", "stages": stages,
         "landmarks": landmark_metrics(item, outputs), "seconds": seconds,
-        "face_pixels": int(view.mask.sum()), "face_count": outputs.landmarks.face_count,
+        "face_pixels": int(view.mask.sum()), "trusted_pixels": int(trusted.sum()),
+        "face_count": outputs.landmarks.face_count,
         "fit_residuals": {k: float(v) for k, v in outputs.fit.residuals.items()},
         **({"subject": item.subject, "light": item.light} if item.subject else {}),
     }
@@ -277,8 +284,11 @@ def regressions(stage_figures: dict[str, dict[str, float]]) -> list[dict[str, An
                 a, b = stage_figures[earlier].get(metric), stage_figures[later].get(metric)
                 if a is None or b is None or math.isnan(a) or math.isnan(b) or a == b:
                     continue
-                margin = FLAG_TOLERANCE[metric] * (abs(a) if metric in RELATIVE_TOLERANCE else 1.0)
-                worse = b < a - margin if higher_better else b > a + margin
+                absolute, relative = FLAG_TOLERANCE[metric]
+                margin = max(absolute, relative * abs(a))
+                # A smoother-than-usual symmetry line is no better than no seam at all.
+                reference = max(a, NO_SEAM) if metric == "seam_strength" else a
+                worse = b < reference - margin if higher_better else b > reference + margin
                 if worse:
                     flags.append({"metric": metric, "stage": later, "than": earlier, "value": b, "earlier": a})
     return flags
