@@ -92,7 +92,8 @@ def _batch_inputs(tmp_path: Path, faces_dir: Path) -> Path:
 @pytest.mark.slow
 def test_batch_killed_and_resumed_redoes_nothing_finished(tmp_path, faces_dir):
     photos, out = _batch_inputs(tmp_path, faces_dir), tmp_path / "out"
-    command = ("batch", str(photos), "--out", str(out), "--resolution", "64", "--progress-json")
+    command = ("batch", str(photos), "--out", str(out), "--resolution", "64", "--quality", "preview",
+               "--progress-json")
     first = facealbedo(*command)
     deadline = time.monotonic() + 240
     while not (out / "a__face" / "manifest.json").exists():  # kill -9 once the first result is there

@@ -108,7 +108,7 @@ def test_environment_map_integrates_to_the_lighting_irradiance(result):
     directions = blender_equirect_directions(width, height) @ OBJ_TO_BLENDER  # in head.obj's frame
     solid_angle = np.cos((0.5 - (np.arange(height) + 0.5) / height) * math.pi) * (2 * math.pi / width) * (math.pi / height)
     lighting_doc = json.loads((result / "lighting.json").read_text())
-    assert lighting_doc["environment"]["exact"] and lighting_doc["environment"]["irradiance_error_sphere"] < 1e-3
+    assert lighting_doc["environment"]["exact"] and lighting_doc["environment"]["irradiance_error_sphere"] < 3e-3
     sh = np.array(lighting_doc["sh_radiance"])
     for normal in np.eye(3).tolist() + (-np.eye(3)).tolist():
         cosine = np.clip(directions @ np.array(normal), 0, None)

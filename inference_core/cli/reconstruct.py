@@ -28,6 +28,8 @@ def add_reconstruction_options(parser: argparse.ArgumentParser) -> None:
                         help="refinement network weights (.safetensors) to start the albedo refinement from")
     parser.add_argument("--face-index", type=int, default=0,
                         help="which face when a photo shows several, 0 = the largest (default 0)")
+    parser.add_argument("--quality", default="full", choices=("full", "preview"),
+                        help="full (default) or preview: a quick look without the photometric fit and refinement")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing results (the old one stays until the new one is complete)")
 
@@ -82,7 +84,8 @@ def install_cancel_handlers() -> None:
 def reconstruction_kwargs(args: argparse.Namespace) -> dict:
     """pipeline.reconstruct() keyword arguments from the shared options."""
     return {"out": args.out, "resolution": args.resolution, "device": args.device, "detector": args.landmarks,
-            "face_index": args.face_index, "weights": args.weights, "overwrite": args.overwrite}
+            "face_index": args.face_index, "weights": args.weights, "overwrite": args.overwrite,
+            "quality": args.quality}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -101,8 +101,18 @@ def fibonacci_sphere(count: int) -> np.ndarray:
     return np.stack([r * np.cos(golden * i), r * np.sin(golden * i), z], -1)
 
 
+QUADRATURE_SIZE = (64, 32)
+"""(width, height) the environment is area-averaged to before integrating irradiance (smooth in n)."""
+
+
 def environment_irradiance(image: np.ndarray, normals_world: np.ndarray) -> np.ndarray:
-    """(N, 3) irradiance at world normals (N, 3) of an environment image (H, W, 3) made by this module."""
+    """(N, 3) irradiance at world normals (N, 3) of an environment image (H, W, 3) made by this module.
+
+    Integrated over the image area-averaged to QUADRATURE_SIZE (irradiance is a cosine-smoothed
+    quantity, so this changes it by well under 1%).
+    """
+    if image.shape[1] > QUADRATURE_SIZE[0]:
+        image = cv2.resize(np.asarray(image, np.float32), QUADRATURE_SIZE, interpolation=cv2.INTER_AREA)
     height, width = image.shape[:2]
     directions = blender_equirect_directions(width, height) @ OBJ_TO_BLENDER  # (H, W, 3) world
     weights = np.broadcast_to(equirect_solid_angles(width, height)[:, None], (height, width))
