@@ -166,12 +166,18 @@ def test_small_face_is_reported_as_too_small():
 def test_40_megapixel_photo_is_detected_at_processing_size(tmp_path, astronaut_landmarks):
     from skimage import data
 
-    path = tmp_path / "big.jpg"
-    Image.fromarray(cv2.resize(data.astronaut(), (7300, 7300), interpolation=cv2.INTER_LINEAR)).save(path)
-    photo = load_photo(path)
+    side, width = 5480, 7300  # the astronaut enlarged to 5480 x 5480, centred on a 7300 x 5480 grey photo
+    offset = (width - side) // 2
+    pixels = np.full((side, width, 3), 128, np.uint8)
+    pixels[:, offset:offset + side] = cv2.resize(data.astronaut(), (side, side), interpolation=cv2.INTER_LINEAR)
+    Image.fromarray(pixels).save(tmp_path / "big.jpg", quality=85)
+    del pixels
+    photo = load_photo(tmp_path / "big.jpg")
     landmarks = detect(photo, "dlib")
-    scale = photo.size[0] / 512
-    assert np.abs(landmarks.points - (astronaut_landmarks.points + 0.5) * scale + 0.5).mean() < 2.0 * scale
+    # Where the astronaut's landmarks land in the processing image (pixel centres at integers).
+    scale = photo.processing_scale
+    expected = ((astronaut_landmarks.points + 0.5) * side / 512 + [offset, 0]) * scale - 0.5
+    assert np.abs(landmarks.points - expected).mean() < 2.0 * side / 512 * scale
 
 
 def test_exif_rotated_photo_is_detected_upright(tmp_path, astronaut_landmarks):
