@@ -4,13 +4,12 @@ For each photo the chain load -> detect -> fit -> unwrap -> prior -> refine runs
 of that same run are measured with the same re-render through the same fitted mesh (STAGES):
     raw      the unwrapped photo texture used as if it were albedo (with the fit's global SH),
     prior    PriorAlbedo.completed with the prior's SH,
-    refined  RefinedAlbedo.albedo with its per-texel SH map (when the refine stage exists).
+    refined  RefinedAlbedo.albedo with its per-texel SH map (absent in the no-refine ablation).
 Ablations re-run the chain with one part switched off through the stages' settings dataclasses.
 """
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -91,38 +90,24 @@ def _override(settings: Any, overrides: dict[str, Any], what: str) -> Any:
     for key, value in overrides.items():
         head, _, rest = key.partition(".")
         if not any(f.name == head for f in dataclasses.fields(settings)):
-            raise FaceAlbedoError(ErrorCode.USAGE, f"{type(settings).__name__} has no switch `{head}`, "
-                                  f"which the ablation of {what} needs")
+            raise FaceAlbedoError(ErrorCode.USAGE, f"{type(settings).__name__} has no switch `{head}` "
+                                  f"(asked for by {what}); see its fields in the stage's settings")
         value = _override(getattr(settings, head), {rest: value}, what) if rest else value
         settings = dataclasses.replace(settings, **{head: value})
     return settings
 
 
 def stage_settings(ablation: str | None, overrides: tuple[str, ...] = ()) -> tuple[Any, Any, Any, bool]:
-    """(FitSettings, PriorSettings, RefineSettings or None, run_refine) for an ablation name (None: the
-    defaults) with STAGE.FIELD=VALUE overrides on top."""
+    """(FitSettings, PriorSettings, RefineSettings, run_refine) for an ablation name (None: the defaults)
+    with STAGE.FIELD=VALUE overrides on top."""
     from inference_core.fitting import FitSettings
+    from inference_core.refine import RefineSettings
     from inference_core.texture import PriorSettings
 
     spec = with_overrides(ABLATIONS[ablation] if ablation else Ablation("defaults"), overrides)
-    what = ablation or "defaults"
-    refine_module = refine_stage()
-    refine_settings = None
-    if refine_module is not None:
-        refine_settings = _override(refine_module.RefineSettings(), spec.refine, what)
-    elif spec.refine:
-        raise FaceAlbedoError(ErrorCode.USAGE, f"ablation {what} needs the refine stage, which is not built")
+    what = f"ablation {ablation}" if ablation else "--set"
     return (_override(FitSettings(), spec.fit, what), _override(PriorSettings(), spec.prior, what),
-            refine_settings, refine_module is not None and not spec.skip_refine)
-
-
-def refine_stage():
-    """The refine package when it provides `refine()` and `RefineSettings`, else None (not built yet)."""
-    try:
-        module = importlib.import_module("inference_core.refine")
-    except ImportError:
-        return None
-    return module if hasattr(module, "refine") and hasattr(module, "RefineSettings") else None
+            _override(RefineSettings(), spec.refine, what), not spec.skip_refine)
 
 
 # --- running the stages -------------------------------------------------------------------------------
@@ -150,6 +135,7 @@ def run_stages(item: SetItem, model: FaceModel, settings: RunSettings,
     from inference_core import texture
     from inference_core.fitting import fit
     from inference_core.photo import load_photo
+    from inference_core.refine import refine
 
     shared = {} if shared is None else shared
     fit_settings, prior_settings, refine_settings, run_refine = stage_settings(settings.ablation, settings.overrides)
@@ -167,7 +153,7 @@ def run_stages(item: SetItem, model: FaceModel, settings: RunSettings,
     prior = _cached(shared, seconds, "prior", key, lambda: texture.prior_albedo(uv, fitted, model, prior_settings))
     refined = None
     if run_refine:
-        refined = _cached(shared, seconds, "refine", key + (refine_settings,), lambda: refine_stage().refine(
+        refined = _cached(shared, seconds, "refine", key + (refine_settings,), lambda: refine(
             uv, prior, fitted, model, refine_settings, device=settings.device))
     return StageOutputs(photo, marks, fitted, uv, prior, refined, seconds)
 
