@@ -1,10 +1,11 @@
 """Screen-space z-buffer rasterisation in PyTorch (CPU and CUDA), vectorised over (triangle, pixel) pairs.
 
-Each triangle is expanded to the pixel centres of its bounding box (pixel centres sit at integer
-coordinates), the centres are tested against the three edges, and the nearest surface per pixel wins
-through one `scatter_reduce("amin")` over a packed int64 key: the float32 bit pattern of the camera depth
-(monotonic for positive floats) in the high 32 bits, the triangle id in the low 32 bits. Rasterisation
-carries no gradients; `interpolate.barycentrics` recomputes differentiable barycentrics afterwards.
+Triangles are grouped in buckets by the size of their pixel bounding box; in a bucket, every triangle
+is tested against the pixel centres (integer coordinates) of a box of the bucket's size at once, as
+planes evaluated over a dense (triangles, box pixels) grid. The nearest surface per pixel wins through
+`scatter_reduce("amin")` over a packed int64 key: minus the float32 bit pattern of the inverse camera
+depth (monotonic for positive floats) in the high 32 bits, the triangle id in the low 32 bits.
+Rasterisation carries no gradients; `interpolate.barycentrics` recomputes differentiable barycentrics.
 """
 from __future__ import annotations
 
@@ -112,20 +113,72 @@ def rasterize(verts_screen: torch.Tensor, triangles: torch.Tensor, image_size: t
 
 def _zbuffer(verts: torch.Tensor, triangles: torch.Tensor, width: int, height: int,
              cull_backfaces: bool) -> torch.Tensor:
-    """(H, W) int64 packed keys (-inverse depth bits << 32 | triangle id) of the nearest hit, _NO_HIT elsewhere.
-
-    The buffer has one spare column and row: candidates past the right or bottom image edge land there,
-    and so does every candidate that is not inside its triangle, which saves per-candidate bound checks.
-    """
+    """(H, W) int64 packed keys (see _TriangleSetup.hits) of the nearest hit per pixel, _NO_HIT elsewhere."""
     setup = _TriangleSetup.build(verts, triangles, width, height, cull_backfaces)
-    nearest = torch.full(((height + 1) * (width + 1),), _NO_HIT, dtype=torch.int64, device=verts.device)
+    largest_side = max([max(w, h) for _, w, h in setup.buckets()], default=1)
+    layout = _BufferLayout(width, height, margin=min(largest_side, MAX_MARGIN))
+    nearest = torch.full((layout.size,), _NO_HIT, dtype=torch.int64, device=verts.device)
+    first_pixel = setup.origin[1] * layout.stride + setup.origin[0]  # (T,) flat id of each box corner
     for rows, box_w, box_h in setup.buckets():
         per_chunk = max(1, MAX_PAIRS_PER_CHUNK // (box_w * box_h))
         for start in range(rows.start, rows.stop, per_chunk):
             chunk = slice(start, min(rows.stop, start + per_chunk))
-            keys, pixels = setup.hits(chunk, box_w, box_h, width, height)
-            nearest.scatter_reduce_(0, pixels.reshape(-1), keys.reshape(-1), reduce="amin")
-    return nearest.reshape(height + 1, width + 1)[:height, :width]
+            keys, inside = setup.hits(chunk, box_w, box_h)
+            pixels = layout.candidate_pixels(setup.origin[:, chunk], first_pixel[chunk], box_w, box_h)
+            nearest.scatter_reduce_(0, torch.where(inside, pixels, layout.dump).reshape(-1), keys.reshape(-1),
+                                    reduce="amin")
+    return layout.image(nearest)
+
+
+MAX_MARGIN = 64
+"""Spare columns and rows of the z-buffer; boxes up to this size need no clamping to the image."""
+
+
+@dataclass(frozen=True)
+class _BufferLayout:
+    """The flat z-buffer: the image, `margin` spare columns and rows, and one dump slot at the end.
+
+    A candidate pixel past the right or bottom image edge lands in the spare columns or rows (box
+    corners lie inside the image, so one margin beyond suffices for boxes up to `margin` pixels), and
+    one outside its triangle lands in the dump slot: the inner loop needs no bound checks.
+    """
+
+    width: int
+    height: int
+    margin: int
+
+    @property
+    def stride(self) -> int:
+        return self.width + self.margin
+
+    @property
+    def dump(self) -> int:
+        return (self.height + self.margin) * self.stride
+
+    @property
+    def size(self) -> int:
+        return self.dump + 1
+
+    def candidate_pixels(self, origin: torch.Tensor, first_pixel: torch.Tensor, box_w: int, box_h: int
+                         ) -> torch.Tensor:
+        """(R, box_h * box_w) flat ids of a bucket chunk's candidates, row by row within each box."""
+        lx, ly = _box_offsets(box_w, box_h, origin.device)
+        if box_w <= self.margin and box_h <= self.margin:
+            return first_pixel[:, None] + (ly * self.stride + lx)
+        x = (origin[0, :, None] + lx).clamp_max(self.width)
+        y = (origin[1, :, None] + ly).clamp_max(self.height)
+        return y * self.stride + x
+
+    def image(self, buffer: torch.Tensor) -> torch.Tensor:
+        """The (H, W) image part of the flat buffer."""
+        return buffer[: self.dump].reshape(self.height + self.margin, self.stride)[: self.height, : self.width]
+
+
+def _box_offsets(box_w: int, box_h: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K,) int64 column and row offsets of the box_w x box_h candidates, row by row."""
+    lx = torch.arange(box_w, device=device).repeat(box_h)
+    ly = torch.arange(box_h, device=device).repeat_interleave(box_w)
+    return lx, ly
 
 
 def _bucket_sides(longest: int, device: torch.device) -> torch.Tensor:
@@ -146,13 +199,13 @@ class _TriangleSetup:
     (width, height); its (triangle, pixel) candidates form one dense (triangles, width * height) grid.
     Over the local pixel offsets (lx, ly) from the box corner, each edge function and the inverse camera
     depth are planes a * lx + b * ly + c. Edge functions are oriented so that inside means all three are
-    >= 0 and written from the edge's smaller to its larger vertex id, so that triangles sharing an edge
-    evaluate the same line (no cracks). Arrays keep the triangle axis last: 1D rows vectorise best.
+    >= 0; centres on an edge count as inside, so two triangles sharing an edge leave no crack (exactly so
+    when the arithmetic is exact, as for pixel-aligned input). Arrays keep the triangle axis last: 1D rows
+    vectorise best.
     """
 
     triangle_id: torch.Tensor  # (T,) index into the caller's triangle list
     origin: torch.Tensor  # (2, T) int64 box corner (x0, y0), pixels
-    box_size: torch.Tensor  # (2, T) int64 box width and height, pixels
     planes: torch.Tensor  # (3 [a, b, c], 4 [edge 0, edge 1, edge 2, inverse depth], T)
     bucket_codes: list[int]  # rounded (width << 20 | height) of each bucket, ascending
     bucket_counts: list[int]  # triangles per bucket
@@ -160,37 +213,34 @@ class _TriangleSetup:
     @staticmethod
     def build(verts: torch.Tensor, triangles: torch.Tensor, width: int, height: int,
               cull_backfaces: bool) -> "_TriangleSetup":
-        corners = verts.index_select(0, triangles.t().reshape(-1)).reshape(3, -1, 3).permute(2, 0, 1)
-        x, y, z = corners.contiguous()  # each (3 corners, F)
+        corner_major = triangles.t()  # (3, F)
+        x, y, z = (verts[:, k].index_select(0, corner_major.reshape(-1)).reshape(3, -1) for k in range(3))
         doubled_area = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0])
         drawable = (z.amin(0) >= NEAR_Z) & torch.isfinite(doubled_area) & (doubled_area != 0)
         if cull_backfaces:
             drawable &= doubled_area < 0  # clockwise on a y-down screen = counter-clockwise from outside
-        lo = torch.stack([torch.ceil(x.amin(0)).clamp_min(0), torch.ceil(y.amin(0)).clamp_min(0)])  # (2, F)
-        hi = torch.stack([torch.floor(x.amax(0)).clamp_max(width - 1), torch.floor(y.amax(0)).clamp_max(height - 1)])
+        lo = torch.stack([x.amin(0), y.amin(0)]).ceil_().clamp_min_(0)  # (2, F) box corner
+        hi = torch.minimum(torch.stack([x.amax(0), y.amax(0)]).floor_(), lo.new_tensor([[width - 1], [height - 1]]))
         box_size = (hi - lo + 1).clamp_min(0).to(torch.int64)
         drawable &= (box_size > 0).all(0)
+        # Edge function k = cross(v[k+2] - v[k+1], p - v[k+1]) = twice the area of (p, v[k+1], v[k+2]); it is
+        # oriented by the triangle's winding so that inside means >= 0, and divided by |2A| a barycentric.
+        x1, x2, y1, y2 = x.roll(-1, 0), x.roll(-2, 0), y.roll(-1, 0), y.roll(-2, 0)
+        winding = torch.sign(doubled_area)
+        dx, dy = (x2 - x1) * winding, (y2 - y1) * winding
+        # Over the offsets (lx, ly) from the box corner: e = -dy * lx + dx * ly + c.
+        c = dx * (lo[1] - y1) - dy * (lo[0] - x1)
+        edges = torch.stack([-dy, dx, c])  # (3 [a, b, c], 3 edges, F)
+        inverse_depth = (edges / (doubled_area.abs() * z)).sum(1, keepdim=True)  # sum of barycentric / z
+        planes = torch.cat([edges, inverse_depth], dim=1)  # (3, 4, F)
+        # Keep the drawable triangles, sorted by bucket.
         keep = torch.nonzero(drawable).squeeze(1)
         sides = _bucket_sides(max(width, height), verts.device)[box_size[:, keep]]
-        code, order = torch.sort((sides[0] << 20) | sides[1], stable=True)
+        code, order = torch.sort((sides[0] << 20) | sides[1])
         codes, counts = torch.unique_consecutive(code, return_counts=True)
         keep = keep[order]
-        tri, lo, box_size = triangles[keep].t(), lo[:, keep], box_size[:, keep]
-        x, y, z, doubled_area = x[:, keep], y[:, keep], z[:, keep], doubled_area[keep]
-        # Edge k is opposite corner k (from corner k+1 to k+2), written from its smaller vertex id.
-        forward = tri.roll(-1, 0) < tri.roll(-2, 0)  # (3, T)
-        x_first = torch.where(forward, x.roll(-1, 0), x.roll(-2, 0))
-        y_first = torch.where(forward, y.roll(-1, 0), y.roll(-2, 0))
-        dx = torch.where(forward, x.roll(-2, 0), x.roll(-1, 0)) - x_first
-        dy = torch.where(forward, y.roll(-2, 0), y.roll(-1, 0)) - y_first
-        orientation = (forward.to(x.dtype) * 2 - 1) * torch.sign(doubled_area)  # (3, T)
-        # e(lx, ly) = dx * (ly + y0 - y_first) - dy * (lx + x0 - x_first); oriented, e / |2A| = barycentric.
-        a, b = -dy * orientation, dx * orientation
-        c = (dx * (lo[1] - y_first) - dy * (lo[0] - x_first)) * orientation
-        depth_weights = 1.0 / (doubled_area.abs() * z)  # (3, T): barycentric / z per unit edge value
-        planes = torch.stack([torch.cat([p, (p * depth_weights).sum(0, keepdim=True)]) for p in (a, b, c)])
         return _TriangleSetup(
-            triangle_id=keep, origin=lo.to(torch.int64), box_size=box_size, planes=planes,
+            triangle_id=keep, origin=lo.index_select(1, keep).to(torch.int64), planes=planes.index_select(2, keep),
             bucket_codes=codes.tolist(), bucket_counts=counts.tolist(),
         )
 
@@ -200,24 +250,17 @@ class _TriangleSetup:
         return [(slice(end - count, end), code >> 20, code & 0xFFFFF)
                 for code, count, end in zip(self.bucket_codes, self.bucket_counts, ends)]
 
-    def hits(self, rows: slice, box_w: int, box_h: int, width: int, height: int
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Packed z-buffer keys and pixel ids in the (H + 1, W + 1) buffer, both (R, box_h * box_w).
+    def hits(self, rows: slice, box_w: int, box_h: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Packed z-buffer keys and inside flags of a bucket chunk's candidates, both (R, box_h * box_w).
 
-        A key is (-(float32 bits of 1 / z) << 32) | triangle id: smaller is nearer, ties go to the lower id.
-        Candidates outside their triangle get the spare last pixel.
+        A key is triangle id - (float32 bits of 1 / z) * 2^32: smaller is nearer, ties go to the lower id.
         """
         a, b, c = self.planes[:, :, rows, None]  # each (4, R, 1)
-        device = a.device
-        lx = torch.arange(box_w, device=device).repeat(box_h)  # (K,) local column of each candidate
-        ly = torch.arange(box_h, device=device).repeat_interleave(box_w)
+        lx, ly = _box_offsets(box_w, box_h, a.device)
         values = torch.addcmul(torch.addcmul(c, a, lx.to(a.dtype)), b, ly.to(a.dtype))  # (4, R, K)
         inside = values[:3].amin(0) >= 0
-        inverse_depth = values[3].to(torch.float32).view(torch.int32).to(torch.int64)
-        keys = (-inverse_depth << 32) | self.triangle_id[rows, None]
-        x0, y0 = self.origin[:, rows, None]
-        pixels = (y0 + ly).clamp_max(height) * (width + 1) + (x0 + lx).clamp_max(width)
-        return keys, torch.where(inside, pixels, (height + 1) * (width + 1) - 1)
+        inverse_depth_bits = values[3].to(torch.float32).view(torch.int32).to(torch.int64)
+        return torch.add(self.triangle_id[rows, None], inverse_depth_bits, alpha=-(1 << 32)), inside
 
 
 def _fragments_from_zbuffer(verts: torch.Tensor, triangles: torch.Tensor, nearest: torch.Tensor,
