@@ -1,7 +1,8 @@
 """The evaluation report: report.json (every figure), report.md (tables) and contact sheets (PNG).
 
 A contact sheet has one row per stage (raw, prior, refined) and the columns photo | re-render | shading |
-error heat map | face-tile albedo, so that a look tells what the numbers say.
+error heat map (grey: face pixels the metrics leave out) | face-tile albedo, so that a look tells what
+the numbers say.
 """
 from __future__ import annotations
 
@@ -88,11 +89,16 @@ def _srgb8(linear: np.ndarray) -> np.ndarray:
     return np.round(np.clip(linear_to_srgb(np.clip(np.nan_to_num(linear), 0, 1)), 0, 1) * 255).astype(np.uint8)
 
 
-def _heat_map(error: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB inferno colours of the error, black outside the mask."""
+UNTRUSTED_GREY = 96
+"""Grey of face pixels that the re-render metrics leave out (hair, glasses, grazing views) in the heat map."""
+
+
+def _heat_map(error: np.ndarray, mask: np.ndarray, trusted: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB inferno colours of the error on trusted pixels, grey on the rest of the mask."""
     scaled = np.round(np.clip(error / HEAT_MAP_MAX_ERROR, 0, 1) * 255).astype(np.uint8)
     colours = cv2.applyColorMap(scaled, cv2.COLORMAP_INFERNO)[..., ::-1]
-    return np.where(mask[..., None], colours, 0).astype(np.uint8)
+    grey = np.where(mask[..., None], UNTRUSTED_GREY, 0)
+    return np.where(trusted[..., None], colours, grey).astype(np.uint8)
 
 
 def contact_sheet(result: PhotoResult) -> np.ndarray:
@@ -108,7 +114,7 @@ def contact_sheet(result: PhotoResult) -> np.ndarray:
             _cell(_srgb8(result.photo_linear[box]), f"{stage}: photo"),
             _cell(_srgb8(rendered.image[box]), f"re-render {figures['psnr_db']:.1f} dB"),
             _cell(_srgb8(shading[box]), "shading (normalised)"),
-            _cell(_heat_map(error, rendered.mask)[box], f"error 0-{HEAT_MAP_MAX_ERROR}"),
+            _cell(_heat_map(error, rendered.mask, result.trusted)[box], f"error 0-{HEAT_MAP_MAX_ERROR}"),
             _cell(_srgb8(result.face_tiles[stage]), "albedo, face tile"),
         ], axis=1))
     return np.concatenate(rows, axis=0)

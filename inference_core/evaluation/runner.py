@@ -79,6 +79,7 @@ class PhotoResult:
     record: dict[str, Any]
     renders: dict[str, Rerender] = field(default_factory=dict)  # per stage
     photo_linear: np.ndarray | None = None  # (H, W, 3)
+    trusted: np.ndarray | None = None  # (H, W) bool, the pixels the re-render metrics look at
     face_tiles: dict[str, np.ndarray] = field(default_factory=dict)  # per stage (R, R, 3) albedo
     visibility_face: np.ndarray | None = None  # (R, R) of the face tile
 
@@ -197,7 +198,8 @@ def measure_photo(item: SetItem, outputs: StageOutputs, model: FaceModel) -> Pho
     trusted = trusted_pixels(view, outputs.uv, outputs.fit)
     photo = outputs.photo.image_linear
     face = outputs.uv.tiles.index(1001)
-    result = PhotoResult(record={}, photo_linear=photo, visibility_face=outputs.uv.visibility[face])
+    result = PhotoResult(record={}, photo_linear=photo, trusted=trusted,
+                         visibility_face=outputs.uv.visibility[face])
     stages: dict[str, dict[str, float]] = {}
     for stage, (albedo, sh, sh_map) in stage_albedos(outputs).items():
         rendered = rerender(view, albedo, sh, sh_map)
