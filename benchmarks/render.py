@@ -1,8 +1,11 @@
 """Median milliseconds of one differentiable render of the face region, forward + backward, on CPU.
 
-The fitting loop's inner step: project the ICT `face` part (head filling the image), rasterize,
-barycentrics, interpolate per-vertex albedo and normals, SH shading, L1 loss against a target image,
-backward to vertex positions, albedo and lighting. Saves benchmarks/results/render.json.
+The fitting loop's inner step: project the ICT `face` part (head filling the image), vertex normals,
+rasterize, barycentrics, interpolate per-vertex albedo and normals, SH shading, L1 loss against a target
+image, backward to vertex positions, albedo and lighting. Two layouts: "packed" shades the covered
+pixels only ((N, C) rows, as a fitting loop should), "image" the full (H, W, C) images (the default
+layout of barycentrics/interpolate). Wall-clock medians move with the machine's load; the process CPU
+time medians are steadier. Saves benchmarks/results/render.json.
 
     FACEALBEDO_ASSETS=../shared/assets .venv/bin/python benchmarks/render.py [--repeats 30] [--threads N]
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -49,7 +53,7 @@ class FaceScene:
         self.sh[2] = -0.6  # light from the camera side (camera z points into the scene)
         self.target = torch.rand(size, size, 3, generator=torch.Generator().manual_seed(0))
 
-    def step(self) -> float:
+    def step(self, packed: bool = True) -> float:
         """One forward + backward; returns the loss."""
         verts = self.verts_camera.clone().requires_grad_(True)
         albedo = self.albedo.clone().requires_grad_(True)
@@ -58,12 +62,15 @@ class FaceScene:
         verts_screen = torch.cat([camera.project(verts, self.focal, self.focal, centre, centre), verts[:, 2:]], 1)
         normals = vertex_normals(verts, self.triangles)
         fragments = rasterize(verts_screen, self.triangles, (self.size, self.size))
-        bary = barycentrics(verts_screen, self.triangles, fragments)
-        pixel = interpolate(torch.cat([albedo, normals], 1), self.triangles, fragments, bary)
+        bary = barycentrics(verts_screen, self.triangles, fragments, packed=packed)
+        pixel = interpolate(torch.cat([albedo, normals], 1), self.triangles, fragments, bary, packed=packed)
         pixel_normals = torch.nn.functional.normalize(pixel[..., 3:], dim=-1, eps=1e-8)
-        image = pixel[..., :3] * sh.shading(pixel_normals, lighting)
-        mask = fragments.mask[..., None]
-        loss = ((image - self.target).abs() * mask).sum() / mask.sum().clamp_min(1)
+        colour = pixel[..., :3] * sh.shading(pixel_normals, lighting)
+        if packed:
+            loss = (colour - fragments.pack(self.target)).abs().mean()
+        else:
+            mask = fragments.mask[..., None]
+            loss = ((colour - self.target).abs() * mask).sum() / (3 * mask.sum().clamp_min(1))
         loss.backward()
         return float(loss.detach())
 
@@ -89,19 +96,23 @@ def median_ms(function, repeats: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: on a shared 2-core machine more threads only wait)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = {"device": "cpu", "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-               "repeats": args.repeats, "sizes": {}}
+    results = {"device": "cpu", "threads": torch.get_num_threads(), "repeats": args.repeats,
+               "machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+               "load_average_1min": round(os.getloadavg()[0], 2), "sizes": {}}
     for size, target in TARGETS_MS.items():
         scene = FaceScene(size)
-        wall, cpu = median_ms(scene.step, args.repeats)
-        results["sizes"][str(size)] = {"median_ms": round(wall, 2), "median_cpu_ms": round(cpu, 2),
-                                       "target_ms": target, "face_pixel_fraction": round(scene.coverage(), 3)}
-        print(f"{size}x{size}: forward+backward median {wall:.1f} ms (CPU time {cpu:.1f} ms, target {target:.0f} ms), "
-              f"{torch.get_num_threads()} thread(s)")
+        entry = {"target_ms": target, "face_pixel_fraction": round(scene.coverage(), 3)}
+        for layout in ("packed", "image"):
+            wall, cpu = median_ms(lambda: scene.step(packed=layout == "packed"), args.repeats)
+            entry[layout] = {"median_ms": round(wall, 2), "median_cpu_ms": round(cpu, 2)}
+            print(f"{size}x{size} {layout:>6}: forward+backward median {wall:.1f} ms (CPU time {cpu:.1f} ms, "
+                  f"target {target:.0f} ms), {torch.get_num_threads()} thread(s)")
+        results["sizes"][str(size)] = entry
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(f"saved {RESULTS}")
