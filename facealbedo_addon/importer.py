@@ -51,7 +51,8 @@ def material_kind(group_name: str) -> str:
 
 
 def _principled(material: bpy.types.Material) -> bpy.types.Node:
-    material.use_nodes = True
+    if material.node_tree is None:  # Blender < 5 makes node trees on request
+        material.use_nodes = True
     return next(n for n in material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
 
 
@@ -89,7 +90,7 @@ def skin_material(name: str, albedo: bpy.types.Image) -> bpy.types.Material:
 
 
 SIMPLE_MATERIALS: dict[str, dict[str, object]] = {
-    "eye": {"Base Color": (0.80, 0.78, 0.74, 1.0), "Roughness": 0.05, "Coat Weight": 1.0},
+    "eye": {"Base Color": (0.60, 0.57, 0.53, 1.0), "Roughness": 0.05, "Coat Weight": 1.0},
     "iris": {"Base Color": (0.12, 0.07, 0.04, 1.0), "Roughness": 0.1, "Coat Weight": 1.0},
     "teeth": {"Base Color": (0.80, 0.76, 0.66, 1.0), "Roughness": 0.25},
     "gums": {"Base Color": (0.55, 0.16, 0.15, 1.0), "Roughness": 0.35, "Subsurface Weight": 0.3},
@@ -105,7 +106,41 @@ def simple_material(name: str, kind: str) -> bpy.types.Material:
     bsdf = _principled(material)
     for socket, value in SIMPLE_MATERIALS[kind].items():
         bsdf.inputs[socket].default_value = value
+    if kind == "eye":
+        add_iris(material, bsdf)
     return material
+
+
+EYE_FORWARD = (0.0, -1.0, 0.0)
+"""The eyes' rest gaze in Blender's frame (head.obj's +Z, the way the face looks)."""
+IRIS_COS, PUPIL_COS = 0.87, 0.985
+"""Cosines of the iris (~30 degrees, 6 mm on a 12 mm eyeball) and pupil (~10 degrees) angular radii."""
+IRIS_COLOUR, PUPIL_COLOUR = (0.09, 0.05, 0.025, 1.0), (0.01, 0.01, 0.01, 1.0)
+
+
+def add_iris(material: bpy.types.Material, bsdf: bpy.types.Node) -> None:
+    """Paint iris and pupil on the eyeball material: caps around each eyeball's gaze direction.
+
+    The eyeballs (sclera and iris, one material in head.obj) are spheres, so the object-space normal
+    tells how far a point lies from the front of its eye; the caps follow eyeLook shape keys.
+    """
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    coords = nodes.new("ShaderNodeTexCoord")
+    facing = nodes.new("ShaderNodeVectorMath")
+    facing.operation = "DOT_PRODUCT"
+    facing.inputs[1].default_value = EYE_FORWARD
+    ramp = nodes.new("ShaderNodeValToRGB")
+    ramp.color_ramp.interpolation = "CONSTANT"
+    sclera, iris = ramp.color_ramp.elements
+    sclera.position, sclera.color = 0.0, bsdf.inputs["Base Color"].default_value
+    iris.position, iris.color = IRIS_COS, IRIS_COLOUR
+    pupil = ramp.color_ramp.elements.new(PUPIL_COS)
+    pupil.color = PUPIL_COLOUR
+    links.new(coords.outputs["Normal"], facing.inputs[0])
+    links.new(facing.outputs["Value"], ramp.inputs["Fac"])
+    links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
+    for offset, node in enumerate((ramp, facing, coords), start=1):
+        node.location = (bsdf.location.x - 300 * offset, bsdf.location.y)
 
 
 def assign_materials(mesh: bpy.types.Mesh, obj_mesh: ObjMesh, stem: str, albedo: bpy.types.Image) -> None:

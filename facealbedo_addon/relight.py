@@ -49,7 +49,8 @@ LIGHT_DISTANCE_HEADS = 3.0
 def photo_world(stem: str, environment: Path) -> bpy.types.World:
     """A World whose background is environment.hdr (linear, equirectangular, already Z-up oriented)."""
     world = bpy.data.worlds.new(f"{stem} photo light")
-    world.use_nodes = True
+    if world.node_tree is None:  # Blender < 5 makes node trees on request
+        world.use_nodes = True
     nodes, links = world.node_tree.nodes, world.node_tree.links
     background = next(n for n in nodes if n.type == "BACKGROUND")
     texture = nodes.new("ShaderNodeTexEnvironment")
@@ -65,7 +66,8 @@ def grey_world(level: float) -> bpy.types.World:
     """A uniform grey World (shared between faces), for the light rigs."""
     name = f"FaceAlbedo grey {level:g}"
     world = bpy.data.worlds.get(name) or bpy.data.worlds.new(name)
-    world.use_nodes = True
+    if world.node_tree is None:  # Blender < 5 makes node trees on request
+        world.use_nodes = True
     background = next(n for n in world.node_tree.nodes if n.type == "BACKGROUND")
     background.inputs["Color"].default_value = (level, level, level, 1.0)
     background.inputs["Strength"].default_value = 1.0

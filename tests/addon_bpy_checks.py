@@ -79,7 +79,8 @@ def render(scene: bpy.types.Scene, path: Path, samples: int) -> np.ndarray:
 def _emission_material(name: str, face_tile_only: bool) -> bpy.types.Material:
     """Emission 1 where UV u < 1 (the face tile, 1001) when `face_tile_only`, else emission 0."""
     material = bpy.data.materials.new(name)
-    material.use_nodes = True
+    if material.node_tree is None:  # Blender < 5 makes node trees on request
+        material.use_nodes = True
     nodes, links = material.node_tree.nodes, material.node_tree.links
     nodes.clear()
     output, emission = nodes.new("ShaderNodeOutputMaterial"), nodes.new("ShaderNodeEmission")
