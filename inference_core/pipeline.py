@@ -112,26 +112,24 @@ def reconstruct(photo: str | Path | Photo, out: str | Path = "out", *, resolutio
     as the stages advance (STAGES).
     Raises FaceAlbedoError (NO_FACE, OUTPUT_EXISTS, OUTPUT_NOT_WRITABLE, DISK_FULL, ...).
     """
-    from inference_core import landmarks, photo as photo_module, texture
-    from inference_core.export import write_result
-    from inference_core.facemodel import load_face_model
-    from inference_core.fitting import fit
-
     if quality not in QUALITIES:
         raise FaceAlbedoError(ErrorCode.USAGE, f"unknown quality {quality!r}: use one of {', '.join(QUALITIES)}")
-    if quality == "preview" and fit_settings is None:
-        from inference_core.fitting import FitSettings
-
-        fit_settings = FitSettings(photometric=False)
     if resolution < 16:
         raise FaceAlbedoError(ErrorCode.USAGE, f"--resolution {resolution} is too small; use at least 16 (default 1024)")
-    progress = progress or ignore_progress
-    device = resolve_device(device)
-    out_root = prepare_out_root(Path(out))
+    out_root = prepare_out_root(Path(out))  # fail on the output before any expensive import or stage
     remove_stale_temp_folders(out_root)
     stem = result_name(photo, name)
     check_target_free(out_root / stem, overwrite)
 
+    from inference_core import landmarks, photo as photo_module, texture
+    from inference_core.export import write_result
+    from inference_core.facemodel import load_face_model
+    from inference_core.fitting import FitSettings, fit
+
+    device = resolve_device(device)
+    progress = progress or ignore_progress
+    if quality == "preview" and fit_settings is None:
+        fit_settings = FitSettings(photometric=False)
     clock = _StageClock(progress)
     if isinstance(photo, Photo):
         loaded = photo
