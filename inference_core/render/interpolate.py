@@ -11,24 +11,14 @@ import torch
 from inference_core.render.rasterize import Fragments
 
 
-def barycentrics_at_pixels(verts_screen: torch.Tensor, corners: torch.Tensor, pixels: torch.Tensor,
-                           width: int) -> torch.Tensor:
-    """(N, 3) perspective-correct barycentrics of pixel centres on triangles (differentiable).
-
-    verts_screen: (V, 3) [pixel x, pixel y, camera z]; corners: (N, 3) vertex ids of each pixel's
-    triangle; pixels: (N,) flat pixel indices y * width + x. With s_k twice the signed area of
-    (pixel, corner k+1, corner k+2), screen-space barycentrics are s_k / sum(s) and perspective-correct
-    ones b_k = (s_k / z_k) / sum_j (s_j / z_j).
-    """
-    return _Barycentrics.apply(verts_screen, corners.t().contiguous(), pixels, width)
-
-
 def barycentrics(verts_screen: torch.Tensor, triangles: torch.Tensor, fragments: Fragments, *,
                  packed: bool = False) -> torch.Tensor:
     """Perspective-correct barycentrics of the pixel centres, differentiable w.r.t. verts_screen.
 
     verts_screen: (V, 3) [pixel x, pixel y, camera z], the same that were rasterised; triangles: (F, 3).
     Returns (H, W, 3) with 0 on background, or (N, 3) rows for fragments.covered_pixels if `packed`.
+    With s_k twice the signed area of (pixel centre, corner k+1, corner k+2), screen-space barycentrics
+    are s_k / sum(s) and perspective-correct ones b_k = (s_k / z_k) / sum_j (s_j / z_j).
     """
     bary = _Barycentrics.apply(verts_screen, _corner_ids(triangles, fragments), fragments.covered_pixels,
                                fragments.image_size[0])
@@ -54,6 +44,8 @@ def interpolate(attributes: torch.Tensor, triangles: torch.Tensor, fragments: Fr
 
 def _corner_ids(triangles: torch.Tensor, fragments: Fragments) -> torch.Tensor:
     """(3, N) vertex ids of the corners of the triangle seen at each covered pixel."""
+    if triangles is fragments.triangles:
+        return fragments.covered_corners  # computed once per rasterisation
     return triangles.t().contiguous().index_select(1, fragments.covered_triangles)
 
 

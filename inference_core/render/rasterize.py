@@ -62,12 +62,16 @@ class Fragments:
         return self.triangle_id.reshape(-1).index_select(0, self.covered_pixels)
 
     @functools.cached_property
+    def covered_corners(self) -> torch.Tensor:
+        """(3, N) int64 vertex ids of the corners of the triangle seen at each covered pixel (corner-major)."""
+        return self.triangles.t().contiguous().index_select(1, self.covered_triangles)
+
+    @functools.cached_property
     def packed_bary(self) -> torch.Tensor:
         """(N, 3) detached perspective-correct barycentrics of the covered pixels."""
-        from inference_core.render.interpolate import barycentrics_at_pixels
+        from inference_core.render.interpolate import barycentrics
 
-        corners = self.triangles.index_select(0, self.covered_triangles)
-        return barycentrics_at_pixels(self.verts_screen, corners, self.covered_pixels, self.image_size[0])
+        return barycentrics(self.verts_screen, self.triangles, self, packed=True)
 
     @functools.cached_property
     def bary(self) -> torch.Tensor:
