@@ -314,20 +314,21 @@ def arkit_name(ict_name: str) -> str:
 
 
 def summary_lines(manifest: dict) -> list[str]:
-    """A few figures of a result for the panel: total and per-stage seconds, fit residuals."""
+    """A few figures of a result for the panel: seconds (total and slowest stages), fit quality, sources."""
     lines = []
-    seconds = manifest.get("seconds") or manifest.get("timings") or manifest.get("stage_seconds") or {}
-    if isinstance(seconds, dict) and seconds:
-        numbers = {k: float(v) for k, v in seconds.items() if isinstance(v, (int, float))}
-        total = numbers.pop("total", sum(numbers.values()))
-        lines.append(f"{total:.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in numbers.items()))
-    residuals = manifest.get("residuals") or manifest.get("fit_residuals") or {}
-    if isinstance(residuals, dict):
-        numbers = [(k, v) for k, v in residuals.items() if isinstance(v, (int, float))]
-        lines += [f"{k}: {v:.4g}" for k, v in numbers[:4]]
+    seconds = {k: float(v) for k, v in (manifest.get("seconds") or {}).items() if isinstance(v, (int, float))}
+    if seconds:
+        total = seconds.pop("total", sum(seconds.values()))
+        slowest = sorted(seconds.items(), key=lambda item: -item[1])[:3]
+        lines.append(f"{total:.1f} s (" + ", ".join(f"{k} {v:.1f}" for k, v in slowest) + ")")
+    residuals = manifest.get("residuals") or {}
+    if isinstance(residuals.get("landmark_nme"), (int, float)):
+        lines.append(f"landmark error: {100 * residuals['landmark_nme']:.1f}% of face size")
     detector = manifest.get("detector")
-    if isinstance(detector, dict):
-        detector = detector.get("name")
-    if detector:
-        lines.append(f"detector: {detector}")
+    detector = detector.get("name") if isinstance(detector, dict) else detector
+    albedo = manifest.get("albedo") if isinstance(manifest.get("albedo"), dict) else {}
+    details = [f"landmarks: {detector}" if detector else "", f"albedo: {albedo['source']}" if "source" in albedo else "",
+               f"{albedo['resolution']} px" if "resolution" in albedo else ""]
+    if any(details):
+        lines.append(", ".join(d for d in details if d))
     return lines

@@ -258,6 +258,39 @@ def test_import_face_result_operator(addon, empty_scene, tmp_path, face_model):
     assert "not a complete FaceAlbedo result" in str(error.value)
 
 
+class RecordingLayout:
+    """Stands in for bpy's UILayout (panels are not drawn without a window): records every call."""
+
+    def __init__(self, calls: list):
+        self.calls = calls
+
+    def __getattr__(self, name):
+        def record(*args, **kwargs):
+            self.calls.append((name, args, kwargs))
+            return self
+        return record
+
+
+def test_panel_draws_photo_progress_and_figures(addon, empty_scene, tmp_path, face_model):
+    panel_module = _submodule("panel")
+    settings, job = bpy.context.scene.facealbedo, bpy.context.window_manager.facealbedo_job
+    settings.photo = os.environ["FACEALBEDO_TEST_PHOTO"]
+    settings.last_result = str(write_synthetic_result(tmp_path, face_model, stem="drawn"))
+    job.running, job.stage, job.fraction = True, "fit", 0.4
+    calls = []
+    panel_module.FACEALBEDO_PT_face.draw(type("Panel", (), {"layout": RecordingLayout(calls)})(), bpy.context)
+    names = [name for name, _, _ in calls]
+    thumbnail = panel_module._thumbnails[settings.photo]  # icon ids stay 0 without a window; the pixels load
+    assert thumbnail.image_size[0] > 0 and "prop" in names
+    progress = next(kwargs for name, _, kwargs in calls if name == "progress")
+    assert progress["factor"] == pytest.approx(0.4) and progress["text"] == "fit"
+    operators = [args[0] for name, args, _ in calls if name == "operator"]
+    assert "facealbedo.cancel" in operators and "facealbedo.reconstruct" not in operators
+    labels = [kwargs.get("text", "") for name, _, kwargs in calls if name == "label"]
+    assert any(label.startswith("3.0 s") for label in labels)  # the synthetic manifest's seconds
+    job.running = False
+
+
 # --------------------------------------------------------------------------- re-rendering a real result
 
 

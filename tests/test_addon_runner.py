@@ -165,3 +165,13 @@ def test_with_wheels_bundles_and_lists_them(tmp_path):
     command = build.pip_download_command(tmp_path, "linux-x64")
     assert command[1:4] == ["-m", "pip", "download"] and "--only-binary=:all:" in command
     assert any(r.startswith("torch") for r in command) and not any(r.startswith("numpy") for r in command)
+
+
+def test_panel_figures_from_a_manifest():
+    manifest = {"seconds": {"load": 0.1, "detect": 4.0, "fit": 20.0, "refine": 30.5, "export": 1.5, "total": 56.1},
+                "residuals": {"landmark_nme": 0.0171, "photometric": 0.6}, "detector": {"name": "dlib"},
+                "albedo": {"source": "refined", "resolution": 256}}
+    assert result.summary_lines(manifest) == ["56.1 s (refine 30.5, fit 20.0, detect 4.0)",
+                                              "landmark error: 1.7% of face size",
+                                              "landmarks: dlib, albedo: refined, 256 px"]
+    assert result.summary_lines({}) == []
