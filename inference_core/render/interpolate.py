@@ -2,7 +2,7 @@
 
 Rasterisation picks which triangle each pixel sees (a discrete choice, no gradient); everything here is
 recomputed from the pixel centres and the vertex positions, so gradients reach vertex positions and
-attributes through ordinary autograd.
+attributes. Barycentrics and interpolation have hand-written backward passes (first order only).
 """
 from __future__ import annotations
 

@@ -19,6 +19,8 @@ NEAR_Z = 1e-4
 """Triangles with a corner closer to the camera plane than this (camera z, same units) are not drawn."""
 MAX_PAIRS_PER_CHUNK = 1 << 22
 """Candidate (triangle, pixel) pairs tested at once; bounds memory for huge triangles or images."""
+MAX_MARGIN = 64
+"""Spare columns and rows of the z-buffer; boxes up to this size need no clamping to the image."""
 _NO_HIT = torch.iinfo(torch.int64).max
 _LOW32 = 0xFFFFFFFF
 
@@ -132,10 +134,6 @@ def _zbuffer(verts: torch.Tensor, triangles: torch.Tensor, width: int, height: i
             nearest.scatter_reduce_(0, torch.where(inside, pixels, layout.dump).reshape(-1), keys.reshape(-1),
                                     reduce="amin")
     return layout.image(nearest)
-
-
-MAX_MARGIN = 64
-"""Spare columns and rows of the z-buffer; boxes up to this size need no clamping to the image."""
 
 
 @dataclass(frozen=True)
