@@ -92,11 +92,12 @@ def test_grayscale_pgm_8_and_16_bit(tmp_path):
     assert np.allclose(grey16[:, :, 1], srgb_to_linear(ramp * 1024 / 65535.0), atol=1e-6)
 
 
-def test_16_bit_colour_png_keeps_its_precision(tmp_path):
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16_bit_colour_keeps_its_precision(tmp_path, suffix):
     rng = np.random.default_rng(0)
     rgb16 = rng.integers(0, 65536, size=(48, 64, 3), dtype=np.uint16)
-    cv2.imwrite(str(tmp_path / "deep.png"), rgb16[:, :, ::-1])  # OpenCV writes BGR
-    photo = load_photo(tmp_path / "deep.png")
+    cv2.imwrite(str(tmp_path / f"deep{suffix}"), rgb16[:, :, ::-1])  # OpenCV writes BGR
+    photo = load_photo(tmp_path / f"deep{suffix}")
     expected = srgb_to_linear(rgb16 / 65535.0)
     # 8-bit truncation would be off by up to ~1/255 in sRGB; 16-bit decoding is exact to float32.
     assert np.abs(photo.image_linear - expected).max() < 1e-5
