@@ -424,10 +424,11 @@ def check_setup(python: Path | None, addon_dir: Path = ADDON_DIR, timeout: float
         report.problems.append(f"cannot run {python}: {exc}")
         return report
     lines = [line.strip() for line in (completed.stdout + "\n" + completed.stderr).splitlines() if line.strip()]
-    if completed.returncode != 0:
+    for line in lines:  # "[ok] ...", "[MISSING] ..." (optional ones say so)
+        required_missing = line.upper().startswith("[MISSING]") and "(optional)" not in line
+        (report.problems if required_missing else report.facts).append(line)
+    if completed.returncode != 0 and not report.problems:
         report.problems.append(f"`facealbedo assets status` failed: {lines[-1] if lines else completed.returncode}")
-    for line in lines if completed.returncode == 0 else []:
-        (report.problems if "missing" in line.lower() else report.facts).append(line)
     return report
 
 

@@ -109,6 +109,17 @@ def test_inference_python_detection_order(tmp_path, monkeypatch):
     assert runner.find_inference_python(addon) == Path("/opt/py/bin/python")
 
 
+def test_check_setup_runs_the_cores_assets_status(tmp_path, monkeypatch, assets_root):
+    python = runner.venv_python(PROJECT)
+    fine = runner.check_setup(python)
+    assert fine.ok and any("ICT-FaceKit" in fact for fact in fine.facts)
+    monkeypatch.delenv("FACEALBEDO_ASSETS")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # an empty user cache: the model is missing
+    missing = runner.check_setup(python)
+    assert not missing.ok and "ICT-FaceKit" in missing.problems[0] and "assets fetch" in missing.problems[0]
+    assert not any("optional" in problem for problem in missing.problems)
+
+
 def test_check_setup_says_what_to_fix(tmp_path):
     assert "preferences" in runner.check_setup(None).problems[0]
     assert "does not exist" in runner.check_setup(tmp_path / "nope").problems[0]
