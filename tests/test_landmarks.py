@@ -202,8 +202,17 @@ def test_detector_choice(monkeypatch, tmp_path):
     assert caught.value.code is ErrorCode.ASSETS_MISSING and fan.FAN_WEIGHTS_FILE in caught.value.message
     weights = fan.fan_weights_path()
     weights.parent.mkdir(parents=True)
-    weights.write_bytes(b"")
+    weights.write_bytes(b"<html>rate limited</html>")  # a failed download is not FAN
+    assert resolve_detector("auto") == "dlib"
+    with open(weights, "wb") as stub:
+        stub.truncate(fan.FAN_WEIGHTS_MIN_BYTES)  # sparse file of the size of real weights
     assert resolve_detector("auto") == "fan"
+    fan.fan_model.cache_clear()
+    with pytest.raises(FaceAlbedoError) as caught:
+        fan.fan_model()  # the real face-alignment constructor on a damaged file: a clear error, no network
+    assert caught.value.code is ErrorCode.ASSETS_CORRUPT and str(weights) in caught.value.message
+    assert "urlopen" not in caught.value.message and "http" not in caught.value.message
+    fan.fan_model.cache_clear()
 
 
 def test_fan_path_uses_our_face_box(monkeypatch, astronaut, astronaut_landmarks):

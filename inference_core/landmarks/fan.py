@@ -20,6 +20,8 @@ from inference_core.values import Photo
 
 FAN_WEIGHTS_FILE = "2DFAN4-11f355bf06.pth.tar"
 """The 2D landmark network's weights, as face-alignment 1.5 names them in the torch hub cache."""
+FAN_WEIGHTS_MIN_BYTES = 10_000_000
+"""The real file is about 95 MB: anything much smaller is a failed download, not weights."""
 FAN_BOX_GROWTH = 1.2
 """dlib's HOG boxes span brows to chin; FAN was trained on larger S3FD boxes that include the forehead."""
 FAN_BOX_LIFT = 0.1
@@ -38,8 +40,9 @@ def fan_weights_path() -> Path:
 
 
 def fan_available() -> bool:
-    """Whether FAN can run without network: its weights file is in the hub cache."""
-    return fan_weights_path().is_file()
+    """Whether FAN can run without network: its weights file is in the hub cache (and not a stub)."""
+    path = fan_weights_path()
+    return path.is_file() and path.stat().st_size >= FAN_WEIGHTS_MIN_BYTES
 
 
 def _device() -> str:
@@ -65,10 +68,17 @@ def fan_model():
     require_fan()
     import face_alignment
 
-    return face_alignment.FaceAlignment(
-        face_alignment.LandmarksType.TWO_D, device=_device(), flip_input=False,
-        face_detector="folder", compile=False,
-    )
+    try:
+        return face_alignment.FaceAlignment(
+            face_alignment.LandmarksType.TWO_D, device=_device(), flip_input=False,
+            face_detector="folder", compile=False,
+        )
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:  # torch.load of a damaged file
+        raise FaceAlbedoError(
+            ErrorCode.ASSETS_CORRUPT,
+            f"FAN weights {fan_weights_path()} cannot be loaded ({exc}); delete the file to fall back to "
+            "dlib, or use --detector dlib",
+        ) from exc
 
 
 def fan_box(face: FaceBox) -> np.ndarray:
