@@ -287,7 +287,7 @@ class AssetState:
 def asset_status() -> list[AssetState]:
     """The morphable model and both landmark detectors' weights, as this machine has them now."""
     from inference_core.landmarks.dlib_predictor import PREDICTOR_FILE, predictor_path
-    from inference_core.landmarks.fan import FAN_WEIGHTS_FILE, fan_weights_path
+    from inference_core.landmarks.fan import FAN_WEIGHTS_FILE, fan_available, fan_weights_path
 
     states = []
     model = next((root / FACE_MODEL_RELPATH for root in asset_roots() if (root / FACE_MODEL_RELPATH).is_file()),
@@ -301,11 +301,11 @@ def asset_status() -> list[AssetState]:
         "dlib 68-point landmarks", dlib_path is not None, dlib_path,
         "offline landmark detector" if dlib_path else
         f"missing {PREDICTOR_FILE}: `pip install face-recognition-models`"))
-    fan_path = fan_weights_path()
+    fan_path, fan_ok = fan_weights_path(), fan_available()
     states.append(AssetState(
-        "face-alignment FAN landmarks (optional)", fan_path.is_file(), fan_path,
-        "used by --detector auto" if fan_path.is_file() else
-        f"not downloaded ({FAN_WEIGHTS_FILE}); the dlib detector is used instead"))
+        "face-alignment FAN landmarks (optional)", fan_ok, fan_path,
+        "used by --detector auto" if fan_ok else
+        f"{FAN_WEIGHTS_FILE} not in {fan_path.parent}; the dlib detector is used instead"))
     return states
 
 
