@@ -26,6 +26,8 @@ YALE_NAME = re.compile(r"^(?P<subject>subject\d+)\.(?P<condition>centerlight|lef
 YALE_LIGHT_ANGLES = {"centerlight": (0.0, 0.0), "normal": (0.0, 0.0), "leftlight": (None, 0.0),
                      "rightlight": (None, 0.0)}
 """Yale faces say only the side of the light; azimuth is left unknown for the side lights."""
+YALE_SIDE_ORDER = {"leftlight": -1.0, "rightlight": 1.0}
+"""Where the side lights sort among the others when a subset spread over the lights is picked."""
 
 YALE_SKIPPED = re.compile(r"^(yaleB\d+_P\d+_Ambient|subject\d+\.(glasses|noglasses|happy|sad|sleepy|"
                           r"surprised|wink))$")
@@ -92,6 +94,12 @@ def _spread_pick(items: list[SetItem], count: int) -> list[SetItem]:
     return [items[i] for i in picks]
 
 
+def _light_order(item: SetItem) -> tuple[float, float, str]:
+    """Sort key of a lighting item: azimuth (the side for Yale faces' side lights), elevation, name."""
+    azimuth = item.azimuth_deg if item.azimuth_deg is not None else 180.0 * YALE_SIDE_ORDER.get(item.light, 0.0)
+    return azimuth, item.elevation_deg or 0.0, item.name
+
+
 def _limit(items: list[SetItem], limit: int | None) -> list[SetItem]:
     """`limit` photos spread over the sorted list; for lighting groups `limit` lights per subject, spread
     over azimuth (so that a subset still spans the set: first, last and evenly between)."""
@@ -101,8 +109,7 @@ def _limit(items: list[SetItem], limit: int | None) -> list[SetItem]:
     subjects = sorted({item.subject for item in items if item.subject is not None})
     lit: list[SetItem] = []
     for subject in subjects:
-        group = sorted((item for item in items if item.subject == subject),
-                       key=lambda item: (item.azimuth_deg or 0.0, item.elevation_deg or 0.0, item.name))
+        group = sorted((item for item in items if item.subject == subject), key=_light_order)
         lit += _spread_pick(group, limit)
     return _spread_pick(plain, limit) + lit
 
