@@ -26,7 +26,8 @@ CROP_MARGIN = 0.15
 """Margin around the face mask's box, as a share of its size, for the contact-sheet crops."""
 SHEET_FOLDER = "sheets"
 
-STAGE_TABLE_METRICS = ("psnr_db", "ssim", "si_mse", "psnr_db_face", "completeness", "completeness_face", "seam_strength")
+STAGE_TABLE_METRICS = ("psnr_db", "ssim", "si_mse", "psnr_db_face", "completeness", "completeness_face",
+                       "seam_strength")
 METRIC_LABELS = {"psnr_db": "re-render PSNR (dB)", "ssim": "re-render SSIM", "si_mse": "re-render si-MSE",
                  "psnr_db_face": "re-render PSNR, whole face mask (dB)",
                  "completeness": "completeness, both tiles", "completeness_face": "completeness, face tile",
