@@ -94,6 +94,7 @@ def synthetic_face(resolution: int = 128, *, shadow_depth: float = 0.45, seed: i
     parametric = np.zeros_like(albedo)
     for r in range(3):
         members = coverage & (region == r) & (freckles < 0.1)
+        members = members if members.any() else region == r  # tiny resolutions: freckles cover a region
         parametric[region == r] = albedo[members].mean(0)
     delit = np.where(seen[..., None], colour / np.maximum(shading_global, 1e-3), 0)
     mirrored = seen[:, ::-1]
