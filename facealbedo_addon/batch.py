@@ -21,7 +21,7 @@ from pathlib import Path
 
 import bpy
 
-if __package__:  # imported as part of the add-on
+if globals().get("__package__"):  # imported as part of the add-on (Blender's --python may not set it)
     from . import importer, runner
 else:  # run as a script: import the add-on's modules by its folder's name
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -76,8 +76,8 @@ def render(scene: bpy.types.Scene, path: Path, samples: int) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGBA"), np.float32) / 255
 
 
-def _emission_material(name: str, face_tile_only: bool) -> bpy.types.Material:
-    """Emission 1 where UV u < 1 (the face tile, 1001) when `face_tile_only`, else emission 0."""
+def _emission_material(name: str, visibility: Path | None) -> bpy.types.Material:
+    """Emission = the core's texel visibility on the face tile (UV u < 1) when given, else 0 (black)."""
     material = bpy.data.materials.new(name)
     if material.node_tree is None:  # Blender < 5 makes node trees on request
         material.use_nodes = True
@@ -86,31 +86,40 @@ def _emission_material(name: str, face_tile_only: bool) -> bpy.types.Material:
     output, emission = nodes.new("ShaderNodeOutputMaterial"), nodes.new("ShaderNodeEmission")
     links.new(emission.outputs[0], output.inputs["Surface"])
     emission.inputs["Strength"].default_value = 0.0
-    if face_tile_only:
-        coords, split, less = (nodes.new("ShaderNodeTexCoord"), nodes.new("ShaderNodeSeparateXYZ"),
-                               nodes.new("ShaderNodeMath"))
-        less.operation, less.inputs[1].default_value = "LESS_THAN", 1.0
+    if visibility is not None:
+        coords, split = nodes.new("ShaderNodeTexCoord"), nodes.new("ShaderNodeSeparateXYZ")
+        less, times = nodes.new("ShaderNodeMath"), nodes.new("ShaderNodeMath")
+        texture = nodes.new("ShaderNodeTexImage")
+        texture.image = bpy.data.images.load(str(visibility), check_existing=True)
+        texture.image.colorspace_settings.name = "Non-Color"
+        texture.extension = "CLIP"
+        less.operation, less.inputs[1].default_value, times.operation = "LESS_THAN", 1.0, "MULTIPLY"
         links.new(coords.outputs["UV"], split.inputs[0])
+        links.new(coords.outputs["UV"], texture.inputs["Vector"])
         links.new(split.outputs[0], less.inputs[0])
-        links.new(less.outputs[0], emission.inputs["Strength"])
+        links.new(less.outputs[0], times.inputs[0])
+        links.new(texture.outputs["Color"], times.inputs[1])
+        links.new(times.outputs[0], emission.inputs["Strength"])
     return material
 
 
-def face_tile_mask(scene: bpy.types.Scene, head: bpy.types.Object, path: Path) -> np.ndarray:
-    """(H, W) bool: pixels where the camera sees face-tile skin (not eyes, teeth, head tile, background)."""
-    materials = list(head.data.materials)
-    mask_material, black = _emission_material("mask", True), _emission_material("black", False)
+def face_mask(scene: bpy.types.Scene, face, path: Path) -> np.ndarray:
+    """(H, W) bool: pixels showing face-tile skin that the core saw well (visibility.1001.png > 0.5);
+    not eyes, teeth, the head tile or the background."""
+    head, materials = face.head, list(face.head.data.materials)
+    visible = _emission_material("mask", face.result.folder / "visibility.1001.png")
+    black = _emission_material("black", None)
     world = scene.world
     try:
         for index, material in enumerate(materials):
-            head.data.materials[index] = mask_material if material.name.endswith(" skin") else black
+            head.data.materials[index] = visible if material.name.endswith(" skin") else black
         scene.world = None
         image = render(scene, path, samples=4)
     finally:
         scene.world = world
         for index, material in enumerate(materials):
             head.data.materials[index] = material
-    return image[..., 0] > 0.99
+    return image[..., 0] > 0.735  # the sRGB encoding of visibility 0.5
 
 
 def photo_at(path: Path, size: tuple[int, int]) -> np.ndarray:
@@ -304,7 +313,7 @@ def imported_real(addon):
 def test_render_under_the_imported_world_reproduces_the_photo(imported_real, tmp_path):
     scene, face = bpy.context.scene, imported_real
     image = render(scene, tmp_path / "photo_light.png", samples=64)
-    mask = face_tile_mask(scene, face.head, tmp_path / "mask.png")
+    mask = face_mask(scene, face, tmp_path / "mask.png")
     photo = photo_at(face.result.photo, (image.shape[1], image.shape[0]))
     assert mask.sum() > 1000  # the face covers a good part of the frame
     value = psnr(image[..., :3][mask], photo[mask])
@@ -315,7 +324,7 @@ def test_render_under_the_imported_world_reproduces_the_photo(imported_real, tmp
 def test_relight_presets_change_the_render_in_cycles_and_eevee(imported_real, tmp_path):
     scene, face = bpy.context.scene, imported_real
     relight = _submodule("relight")
-    mask = face_tile_mask(scene, face.head, tmp_path / "mask.png")
+    mask = face_mask(scene, face, tmp_path / "mask.png")
     relight.apply_preset(scene, face.collection, relight.PHOTO)
     photo_light = render(scene, tmp_path / "photo_light.png", samples=16)[..., :3][mask]
     relight.apply_preset(scene, face.collection, relight.STUDIO)

@@ -2,7 +2,8 @@
 
 Everything that imports bpy runs in a child process whose HOME, XDG_CACHE_HOME and
 BLENDER_USER_RESOURCES are temporary folders: tests/addon_bpy_checks.py (installed extension, operator,
-modal path, re-render, relight) under a child pytest, and facealbedo_addon/batch.py as a script.
+modal path, re-render, relight) under child pytests (the re-render quality apart, so that it fails alone),
+and facealbedo_addon/batch.py as a script.
 The core runs on as few photos as the checks need, at resolution 256; the session's
 `reconstructed_result` is reused for rendering and, with the operator's result, to seed the batch.
 """
@@ -42,19 +43,29 @@ def addon_out(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("addon")
 
 
-def test_extension_inside_blender(reconstructed_result, faces_dir, addon_out):
-    """Runs tests/addon_bpy_checks.py in a sandboxed child pytest; its report is shown on failure."""
-    env = sandbox_environment(addon_out / "sandbox", FACEALBEDO_TEST_RESULT=str(reconstructed_result),
+def run_bpy_checks(selection: str, reconstructed_result: Path, faces_dir: Path, addon_out: Path, sandbox: str) -> None:
+    """Run the tests of tests/addon_bpy_checks.py matching `selection` in a sandboxed child pytest."""
+    env = sandbox_environment(addon_out / sandbox, FACEALBEDO_TEST_RESULT=str(reconstructed_result),
                               FACEALBEDO_TEST_PHOTO=str(faces_dir / OPERATOR_PHOTO),
                               FACEALBEDO_TEST_NO_FACE=str(faces_dir / NO_FACE_PHOTO),
                               FACEALBEDO_TEST_OUT=str(addon_out))
     env.pop("FACEALBEDO_PYTHON", None)  # the installed add-on must find the project's .venv by itself
     completed = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-s",
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-s", "-k", selection,
          str(PROJECT / "tests" / "addon_bpy_checks.py")],
         cwd=PROJECT, env=env, capture_output=True, text=True, timeout=1500)
     print(completed.stdout[-4000:])
     assert completed.returncode == 0, completed.stdout[-8000:] + completed.stderr[-3000:]
+
+
+def test_extension_installs_reconstructs_imports_and_relights(reconstructed_result, faces_dir, addon_out):
+    """Installed zip, operator on a real photo, no-face error, Cancel, modal timer path, panel, relight."""
+    run_bpy_checks("not reproduces_the_photo", reconstructed_result, faces_dir, addon_out, "sandbox")
+
+
+def test_cycles_render_under_the_imported_world_reproduces_the_photo(reconstructed_result, faces_dir, addon_out):
+    """The loop closed: the imported head, camera and World render the photo back (PSNR in the face mask)."""
+    run_bpy_checks("reproduces_the_photo", reconstructed_result, faces_dir, addon_out, "render_sandbox")
 
 
 def _seed(results: Path, stem: str, source: Path) -> None:
