@@ -236,16 +236,26 @@ def test_real_refined_albedo_varies_less_across_lights_than_the_prior(yale_stage
     assert per_texel_spread(refined_maps, valid, True) < 0.9 * per_texel_spread(prior_maps, valid, True)
 
 
-def test_training_cache_runs_the_real_stages_and_skips_photos_without_faces(faces_dir, face_model, tmp_path):
-    from inference_core.train.dataset import build_cache, load_inputs
+def test_training_cache_keeps_face_tiles_and_skips_photos_without_faces(faces_dir, face_model, yale_stages,
+                                                                        tmp_path, monkeypatch):
+    from inference_core.train import dataset
 
+    real_stages = dataset.photo_stages
+
+    def stages(path, model, resolution, device="cpu"):
+        # The face photo's stages already ran in `yale_stages` (same function): reuse them, run the rest.
+        return yale_stages[0] if path.name == "face.pgm" else real_stages(path, model, resolution, device)
+
+    monkeypatch.setattr(dataset, "photo_stages", stages)
     images = tmp_path / "images"
     images.mkdir()
     (images / "face.pgm").symlink_to(faces_dir / "lighting" / "yaleB23" / f"{YALE_LIGHTS[0]}.pgm")
     (images / "brick.png").symlink_to(faces_dir / "no_face" / "brick.png")
-    cached, skipped = build_cache(images, tmp_path / "cache", face_model, resolution=64)
+    cached, skipped = dataset.build_cache(images, tmp_path / "cache", face_model, resolution=REAL_RESOLUTION)
     assert skipped == {"brick.png": "NO_FACE"}
-    assert [p.name for p in cached] == ["face_64.npz"]
-    inputs = load_inputs(cached[0])
-    assert inputs.colour.shape == (1, 64, 64, 3) and inputs.sh_global.shape == (1, 9, 3)
-    assert float(inputs.visibility.max()) > 0.5
+    assert [p.name for p in cached] == [f"face_{REAL_RESOLUTION}.npz"]
+    inputs = dataset.load_inputs(cached[0])
+    uv, prior, _ = yale_stages[0]
+    np.testing.assert_array_equal(inputs.colour[0].numpy(), uv.colour[0])
+    np.testing.assert_array_equal(inputs.completed[0].numpy(), prior.completed[0])
+    assert inputs.sh_global.shape == (1, 9, 3) and float(inputs.visibility.max()) > 0.5

@@ -6,6 +6,7 @@
 - losses.py        re-rendering loss and the regularisers that keep albedo and illumination apart
 - optimise.py      `refine()`: test-time optimisation (started from the network when weights are given)
 - network.py       the small refinement U-Net and its safetensors weights
+- synthetic.py     a face tile with known albedo and illumination (tests, benchmarks, evaluation)
 """
 from inference_core.refine.optimise import refine
 from inference_core.refine.settings import LossWeights, RefineSettings
