@@ -25,7 +25,7 @@ from inference_core.texture.completion import SOURCE_MIRRORED, SOURCE_SEEN
 from inference_core.texture.layout import mirror_texels, texel_layout, tile_vertex_uvs
 from inference_core.texture.pca import build_basis, load_basis, save_basis
 from inference_core.texture.prior import region_albedo_at
-from inference_core.texture.unwrap import bilinear
+from inference_core.texture.sampling import bilinear
 from inference_core.values import Camera, FaceFit, Photo
 
 R = 256
@@ -138,7 +138,7 @@ def test_visibility_is_zero_where_hidden(turned_scene, face_model):
 
 def test_unwrap_prefilters_when_the_face_is_large():
     """A 1-pixel checkerboard sampled by big texels must come out as its average, not as aliasing."""
-    from inference_core.texture.unwrap import gaussian_pyramid, sample_trilinear
+    from inference_core.texture.sampling import gaussian_pyramid, sample_trilinear
 
     rows, columns = np.mgrid[0:512, 0:512]
     board = np.repeat(((rows + columns) % 2).astype(np.float32)[..., None], 3, axis=2)

@@ -55,16 +55,21 @@ def complete(uv: UVTexture, parametric: np.ndarray, sh_camera: np.ndarray,
 
 def delit_texture(uv: UVTexture, parametric: np.ndarray, sh_camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(T, R, R, 3) photo / shading where seen (0 elsewhere) and (T, R, R) its confidence in [0, 1]."""
-    shade = shading(torch.from_numpy(uv.normals_camera.astype(np.float64)),
-                    torch.from_numpy(np.asarray(sh_camera, np.float64))).numpy()
-    luminance = shade.mean(-1)
-    usable = uv.coverage & (uv.visibility > 0)
-    floor = MIN_SHADING_FRACTION * (np.median(luminance[usable]) if usable.any() else 1.0)
-    lit_enough = luminance > floor
-    delit = np.where(lit_enough[..., None], uv.colour / np.maximum(shade, floor), 0.0)
-    log_ratio = np.abs(np.log(np.maximum(delit, 1e-4) / np.maximum(parametric, 1e-4))).max(-1)
-    confidence = uv.visibility * lit_enough * agreement(log_ratio)
-    return delit.astype(np.float32), confidence.astype(np.float32)
+    seen = np.nonzero(uv.visibility.reshape(-1) > 0)[0]
+    delit = np.zeros((uv.visibility.size, 3), np.float32)
+    confidence = np.zeros(uv.visibility.size, np.float32)
+    if len(seen):
+        normals = torch.from_numpy(uv.normals_camera.reshape(-1, 3)[seen])
+        shade = shading(normals, torch.from_numpy(np.asarray(sh_camera, np.float32))).numpy()
+        luminance = shade.mean(-1)
+        floor = MIN_SHADING_FRACTION * max(float(np.median(luminance)), 1e-6)
+        values = uv.colour.reshape(-1, 3)[seen] / np.maximum(shade, floor)
+        prior = parametric.reshape(-1, 3)[seen]
+        log_ratio = np.abs(np.log(np.maximum(values, 1e-4) / np.maximum(prior, 1e-4))).max(-1)
+        lit_enough = luminance > floor
+        delit[seen] = np.where(lit_enough[:, None], values, 0.0)
+        confidence[seen] = uv.visibility.reshape(-1)[seen] * lit_enough * agreement(log_ratio)
+    return delit.reshape(uv.colour.shape), confidence.reshape(uv.visibility.shape)
 
 
 def agreement(log_ratio: np.ndarray) -> np.ndarray:

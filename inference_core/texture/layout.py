@@ -27,6 +27,7 @@ class TexelLayout:
     tiles: tuple[int, ...]
     texel_index: np.ndarray  # (N,) int64 flat index into (T, R, R)
     triangle: np.ndarray  # (N,) int64 triangle id in model.triangles
+    corners: np.ndarray  # (N, 3) int64 vertex ids of that triangle
     bary: np.ndarray  # (N, 3) float32 barycentrics of the texel centre on that triangle (affine in UV)
     coverage: np.ndarray  # (T, R, R) bool, texels the skin mesh covers
 
@@ -83,8 +84,9 @@ def _texel_layout(key: _ByIdentity, resolution: int) -> TexelLayout:
         index.append(hit + t * resolution * resolution)
         triangle.append(in_tile[ids[hit]])
         bary.append(fragments.bary.reshape(-1, 3).cpu().numpy()[hit].astype(np.float32))
-    return TexelLayout(resolution=resolution, tiles=UV_TILES, texel_index=np.concatenate(index),
-                       triangle=np.concatenate(triangle), bary=np.concatenate(bary), coverage=coverage)
+    triangle = np.concatenate(triangle)
+    return TexelLayout(resolution=resolution, tiles=UV_TILES, texel_index=np.concatenate(index), triangle=triangle,
+                       corners=model.triangles[triangle], bary=np.concatenate(bary), coverage=coverage)
 
 
 def tile_vertex_uvs(model: FaceModel, tile: int) -> np.ndarray:

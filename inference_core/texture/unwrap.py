@@ -8,7 +8,6 @@ and a small one is sampled bilinearly at full resolution instead of blockily.
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 
@@ -16,13 +15,10 @@ from inference_core.facemodel import FaceModel
 from inference_core.facemodel.geometry import vertex_normals
 from inference_core.render.camera import project
 from inference_core.texture.layout import TexelLayout, texel_layout
+from inference_core.texture.sampling import gaussian_pyramid, sample_trilinear
 from inference_core.texture.regions import feature_exclusion
 from inference_core.texture.visibility import outlier_map, texel_visibility
 from inference_core.values import Camera, FaceFit, Photo, UVTexture
-
-MIN_PYRAMID_SIDE = 8
-"""The pyramid stops before a level's shorter side falls below this many pixels."""
-
 
 def unwrap(photo: Photo, fit: FaceFit, model: FaceModel, resolution: int = 1024) -> UVTexture:
     """The photo resampled into tiles (1001, 1002) at `resolution`, with per-texel visibility.
@@ -51,16 +47,15 @@ def unwrap(photo: Photo, fit: FaceFit, model: FaceModel, resolution: int = 1024)
 
 def texel_surface(vertices_cm: np.ndarray, model: FaceModel, layout: TexelLayout,
                   camera: Camera) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 3) camera-space points (cm) and (N, 3) unit camera-space normals of the covered texels."""
-    verts = torch.from_numpy(np.asarray(vertices_cm, np.float64))
-    vertex_n = vertex_normals(verts, torch.from_numpy(model.triangles)).numpy()
-    corners = model.triangles[layout.triangle]  # (N, 3)
-    bary = layout.bary[..., None].astype(np.float64)
-    points_model = (np.asarray(vertices_cm, np.float64)[corners] * bary).sum(1)
-    normals_model = (vertex_n[corners] * bary).sum(1)
-    normals_model /= np.maximum(np.linalg.norm(normals_model, axis=1, keepdims=True), 1e-12)
-    points = points_model @ camera.rotation.T + camera.translation_cm
-    return points, normals_model @ camera.rotation.T
+    """(N, 3) camera-space points (cm) and (N, 3) unit camera-space normals of the covered texels (float32)."""
+    verts = np.asarray(vertices_cm, np.float32)
+    vertex_n = vertex_normals(torch.from_numpy(verts), torch.from_numpy(model.triangles)).numpy()
+    rotation = camera.rotation.astype(np.float32)
+    points = np.einsum("nkc,nk->nc", (verts @ rotation.T)[layout.corners], layout.bary)
+    points += camera.translation_cm.astype(np.float32)
+    normals = np.einsum("nkc,nk->nc", (vertex_n @ rotation.T)[layout.corners], layout.bary)
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    return points, normals
 
 
 def texel_footprint(vertices_cm: np.ndarray, model: FaceModel, layout: TexelLayout, camera: Camera) -> np.ndarray:
@@ -84,46 +79,3 @@ def texel_footprint(vertices_cm: np.ndarray, model: FaceModel, layout: TexelLayo
     footprint = np.linalg.norm(jacobian, axis=1).max(1)  # the longer of the per-axis steps, pixels
     footprint[~safe] = 1.0
     return footprint[inverse]
-
-
-def gaussian_pyramid(image: np.ndarray) -> list[np.ndarray]:
-    """Levels 0.. of (H, W, C) float32 images, each Gaussian-blurred and halved (cv2.pyrDown).
-
-    pyrDown keeps every second pixel of the blurred image, so pixel x of level k sits at x * 2**k of level 0.
-    """
-    levels = [np.ascontiguousarray(image, dtype=np.float32)]
-    while min(levels[-1].shape[:2]) // 2 >= MIN_PYRAMID_SIDE:
-        levels.append(cv2.pyrDown(levels[-1]))
-    return levels
-
-
-def bilinear(image: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    """(N, C) bilinear samples of (H, W, C) `image` at (N, 2) pixel positions (x, y), clamped at the border."""
-    height, width = image.shape[:2]
-    x = np.clip(pixels[:, 0], 0.0, width - 1.0)
-    y = np.clip(pixels[:, 1], 0.0, height - 1.0)
-    x0 = np.minimum(np.floor(x).astype(np.int64), width - 2 if width > 1 else 0)
-    y0 = np.minimum(np.floor(y).astype(np.int64), height - 2 if height > 1 else 0)
-    x1, y1 = np.minimum(x0 + 1, width - 1), np.minimum(y0 + 1, height - 1)
-    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
-    top = image[y0, x0] * (1 - fx) + image[y0, x1] * fx
-    bottom = image[y1, x0] * (1 - fx) + image[y1, x1] * fx
-    return top * (1 - fy) + bottom * fy
-
-
-def sample_trilinear(pyramid: list[np.ndarray], pixels: np.ndarray, footprint: np.ndarray) -> np.ndarray:
-    """(N, C) colours at level-0 `pixels`, blending the two pyramid levels around log2(footprint).
-
-    A footprint of at most one pixel samples level 0 bilinearly.
-    """
-    lod = np.clip(np.log2(np.maximum(footprint, 1.0)), 0.0, len(pyramid) - 1.0)
-    lower = np.floor(lod).astype(np.int64)
-    blend = (lod - lower)[:, None]
-    result = np.zeros((len(pixels), pyramid[0].shape[2]), np.float64)
-    for level in np.unique(lower):
-        rows = np.nonzero(lower == level)[0]
-        here = bilinear(pyramid[level], pixels[rows] / 2.0 ** level)
-        upper = min(level + 1, len(pyramid) - 1)
-        above = bilinear(pyramid[upper], pixels[rows] / 2.0 ** upper)
-        result[rows] = here * (1 - blend[rows]) + above * blend[rows]
-    return result

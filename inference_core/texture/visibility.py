@@ -11,6 +11,7 @@ import torch
 from inference_core.facemodel import FaceModel
 from inference_core.render.camera import project
 from inference_core.render.rasterize import rasterize
+from inference_core.texture.sampling import bilinear, bilinear_taps
 from inference_core.values import Camera
 
 OCCLUDER_PARTS = ("face", "head_neck", "eye_socket_left", "eye_socket_right", "eyeball_left", "eyeball_right")
@@ -48,23 +49,6 @@ def grazing_weight(cosine: np.ndarray) -> np.ndarray:
     return smoothstep(*GRAZING_COS, cosine)
 
 
-def bilinear_taps(pixels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The 4 neighbouring pixel centres of each point: (N, 4) x, (N, 4) y (clamped), (N, 4) weights.
-
-    Taps outside the image get weight 0, so a point's weights sum to its share inside the image.
-    """
-    width, height = size
-    x0 = np.floor(pixels[:, 0]).astype(np.int64)
-    y0 = np.floor(pixels[:, 1]).astype(np.int64)
-    fx = pixels[:, 0] - x0
-    fy = pixels[:, 1] - y0
-    xs = np.stack([x0, x0 + 1, x0, x0 + 1], 1)
-    ys = np.stack([y0, y0, y0 + 1, y0 + 1], 1)
-    weights = np.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], 1)
-    inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
-    return np.clip(xs, 0, width - 1), np.clip(ys, 0, height - 1), np.where(inside, weights, 0.0)
-
-
 def depth_buffer(vertices_cm: np.ndarray, model: FaceModel, camera: Camera) -> np.ndarray:
     """(H, W) camera z (cm) of the nearest opaque head surface per pixel of `camera`, +inf elsewhere."""
     verts = torch.from_numpy(np.asarray(vertices_cm, np.float64))
@@ -87,26 +71,25 @@ def unoccluded_fraction(points_camera: np.ndarray, cosine: np.ndarray, camera: C
     tangent = np.sqrt(np.clip(1.0 - cosine ** 2, 0.0, 1.0)) / np.clip(cosine, 1.0 / MAX_SLOPE, 1.0)
     tolerance = DEPTH_TOLERANCE_CM + DEPTH_SLOPE_PIXELS * (z / camera.fx) * tangent
     in_front = z[:, None] <= depth[ys, xs] + tolerance[:, None]
-    return (weights * in_front).sum(1)
+    return (weights * in_front).sum(1).astype(np.float32)
 
 
 def sample_map(image: np.ndarray, points_camera: np.ndarray, camera: Camera) -> np.ndarray:
     """(N,) bilinear samples of a (H, W) map of the photo (e.g. inlier weights) where the points project."""
     pixels = project(torch.from_numpy(points_camera), camera.fx, camera.fy, camera.cx, camera.cy).numpy()
-    xs, ys, weights = bilinear_taps(pixels, camera.image_size)
-    return (weights * image[ys, xs]).sum(1) / np.maximum(weights.sum(1), 1e-12)
+    return bilinear(np.asarray(image, np.float32)[..., None], pixels)[:, 0]
 
 
 def outlier_map(inlier_weight: np.ndarray, face_mask: np.ndarray) -> np.ndarray:
-    """(H, W) float64 in [0, 1]: the fit's inlier weights where it compared pixels (face_mask), 1 elsewhere.
+    """(H, W) float32 in [0, 1]: the fit's inlier weights where it compared pixels (face_mask), 1 elsewhere.
 
     Outside the face mask the robust loss saw nothing, so nothing there is known to be an outlier.
     """
     face_mask = np.asarray(face_mask, bool)
-    inlier = np.clip(np.asarray(inlier_weight, np.float64), 0.0, 1.0)
+    inlier = np.clip(np.asarray(inlier_weight, np.float32), 0.0, 1.0)
     if not face_mask.any() or inlier[face_mask].mean() < MIN_INLIER_FRACTION:
-        return np.ones(inlier.shape)
-    return np.where(face_mask, inlier, 1.0)
+        return np.ones(inlier.shape, np.float32)
+    return np.where(face_mask, inlier, np.float32(1.0))
 
 
 def texel_visibility(points_camera: np.ndarray, normals_camera: np.ndarray, vertices_cm: np.ndarray,
@@ -118,9 +101,10 @@ def texel_visibility(points_camera: np.ndarray, normals_camera: np.ndarray, vert
     inliers: (H, W) from `outlier_map`; feature_exclusion: (N,) 1 on eyes, mouth interior, nostrils.
     """
     cosine = view_cosine(points_camera, normals_camera)
+    visibility = (grazing_weight(cosine) * (1.0 - feature_exclusion)).astype(np.float32)
+    facing = np.nonzero(visibility > 0)[0]  # the other factors only matter where this is not already 0
+    points = points_camera[facing]
     depth = depth_buffer(vertices_cm, model, camera)
-    visibility = grazing_weight(cosine)
-    visibility *= unoccluded_fraction(points_camera, cosine, camera, depth)
-    visibility *= sample_map(inliers, points_camera, camera)
-    visibility *= 1.0 - feature_exclusion
-    return visibility.astype(np.float32)
+    visibility[facing] *= unoccluded_fraction(points, cosine[facing], camera, depth)
+    visibility[facing] *= sample_map(inliers, points, camera)
+    return visibility
