@@ -33,12 +33,12 @@ class DetectionView:
     """A rescaled, padded copy of the photo's processing image, and the way back to its pixels."""
 
     grey: np.ndarray  # (H, W) uint8 sRGB luminance, what the detector sees
-    scale: float  # view pixels per processing pixel
+    scale_xy: tuple[float, float]  # view pixels per processing pixel, along x and y (rounding differs)
     pad: int  # grey border, view pixels, on every side
 
     def to_processing(self, points: np.ndarray) -> np.ndarray:
         """(..., 2) view pixel coordinates -> processing pixels (pixel centres at integers in both)."""
-        return (np.asarray(points, np.float64) - self.pad + 0.5) / self.scale - 0.5
+        return (np.asarray(points, np.float64) - self.pad + 0.5) / np.asarray(self.scale_xy) - 0.5
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,8 @@ def make_view(grey: np.ndarray, scale: float, pad_fraction: float) -> DetectionV
     pad = int(round(pad_fraction * max(size)))
     if pad:
         view = cv2.copyMakeBorder(view, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=128)
-    exact_scale = size[0] / width  # the scale that the rounding to whole pixels actually gave
-    return DetectionView(grey=np.ascontiguousarray(view), scale=exact_scale, pad=pad)
+    scale_xy = (size[0] / width, size[1] / height)  # what the rounding to whole pixels actually gave
+    return DetectionView(grey=np.ascontiguousarray(view), scale_xy=scale_xy, pad=pad)
 
 
 def detect_in_view(view: DetectionView) -> list[FaceBox]:
