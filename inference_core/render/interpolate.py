@@ -86,9 +86,11 @@ class _Barycentrics(torch.autograd.Function):
         a_next, a_next2 = grad_areas.roll(-1, 0), grad_areas.roll(-2, 0)
         grad_x = a_next2 * dy.roll(-1, 0) - a_next * dy.roll(-2, 0)
         grad_y = a_next * dx.roll(-2, 0) - a_next2 * dx.roll(-1, 0)
-        per_corner = torch.stack([grad_x.reshape(-1), grad_y.reshape(-1), grad_z.reshape(-1)], dim=1)  # (3N, 3)
-        grad_verts = per_corner.new_zeros(ctx.n_vertices, 3).index_add_(0, corner_ids.reshape(-1), per_corner)
-        return grad_verts, None, None, None
+        flat_ids = corner_ids.reshape(-1)
+        grad_verts = grad_x.new_zeros(3, ctx.n_vertices)  # coordinate-major: 1D index_add is fastest
+        for coordinate, grad in enumerate((grad_x, grad_y, grad_z)):
+            grad_verts[coordinate].index_add_(0, flat_ids, grad.reshape(-1))
+        return grad_verts.t(), None, None, None
 
 
 class _Interpolate(torch.autograd.Function):
@@ -111,9 +113,9 @@ class _Interpolate(torch.autograd.Function):
         corner_ids, weights, *corner_values = ctx.saved_tensors
         grad_attributes = grad_bary = None
         if ctx.needs_input_grad[0]:
-            per_corner = (weights[:, :, None] * grad_values).reshape(-1, grad_values.shape[1])  # (3N, C)
-            grad_attributes = per_corner.new_zeros(ctx.n_vertices, grad_values.shape[1]).index_add_(
-                0, corner_ids.reshape(-1), per_corner)
+            grad_attributes = grad_values.new_zeros(ctx.n_vertices, grad_values.shape[1])
+            for ids, weight in zip(corner_ids, weights):
+                grad_attributes.index_add_(0, ids, grad_values * weight[:, None])
         if ctx.needs_input_grad[2]:
             grad_bary = torch.stack([(values * grad_values).sum(1) for values in corner_values], dim=1)
         return grad_attributes, None, grad_bary
