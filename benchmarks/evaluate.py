@@ -56,7 +56,9 @@ def headline(run: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
+    parser.add_argument("--sets", nargs="+", default=list(SETS), metavar="SET",
+                        help=f"folders under ../shared/assets/faces (default: {' '.join(SETS)}; a subfolder such as "
+                             "lighting/yaleB27 is a subset)")
     parser.add_argument("--limit", type=int, help="photos per set (lighting: lights per subject)")
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--ablation", nargs="+", default=[], choices=sorted(ABLATIONS))
@@ -68,6 +70,8 @@ def main() -> int:
                                            "torch": torch.__version__, "device": args.device},
                                "resolution": args.resolution, "limit": args.limit, "sets": {}}
     for name in args.sets:
+        if not (faces_dir() / name).is_dir():
+            parser.error(f"no folder {faces_dir() / name}")
         start = time.perf_counter()
         out = RESULTS / "evaluate" / name
         print(f"== {name} -> {out}", flush=True)
