@@ -63,7 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "batch", help="reconstruct every photo in folders (resumable, shardable)",
         description=__doc__.split("\n\n")[0].split(": ", 1)[1],
-        epilog="Resume: run the same command again. Sharding: --shard 1/4 ... --shard 4/4 on four machines.")
+        epilog="Resume: run the same command again. Sharding: --shard 1/4 ... --shard 4/4 on four machines. "
+               "Exit status 0 when the batch ran to its end (each photo's failure is a row of the summary, "
+               "with its error code); otherwise the status of the error that stopped it (e.g. 32 DISK_FULL).")
     parser.add_argument("inputs", nargs="+", type=Path, metavar="DIR", help="folders (searched recursively) or photos")
     add_reconstruction_options(parser)
     parser.add_argument("--workers", type=int, default=1, help="photos reconstructed in parallel (default 1)")

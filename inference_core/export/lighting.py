@@ -126,8 +126,24 @@ BACK_WEIGHT = 0.05
 """Weight of normals facing away from the camera in that fit: the photo says little about them."""
 
 
+SMOOTHNESS = 1.0
+"""Weight of the neighbour-difference penalty in that fit: spreads a light over a few pixels (lower render
+noise in Cycles) at almost no cost in irradiance error."""
+
+
+def _neighbour_differences(width: int, height: int) -> np.ndarray:
+    """(E, width*height) rows e_a - e_b for horizontal (wrapping) and vertical pixel neighbours."""
+    index = np.arange(width * height).reshape(height, width)
+    pairs = np.concatenate([np.stack([index.reshape(-1), np.roll(index, -1, axis=1).reshape(-1)], -1),
+                            np.stack([index[:-1].reshape(-1), index[1:].reshape(-1)], -1)])
+    matrix = np.zeros((len(pairs), width * height))
+    matrix[np.arange(len(pairs)), pairs[:, 0]] = 1.0
+    matrix[np.arange(len(pairs)), pairs[:, 1]] = -1.0
+    return matrix
+
+
 def _fit_nonnegative_environment(sh_world: np.ndarray, toward_camera: np.ndarray) -> np.ndarray:
-    """(h, w, 3) coarse radiance >= 0 whose irradiance best matches the SH's (weighted least squares).
+    """(h, w, 3) coarse radiance >= 0 whose irradiance best matches the SH's (weighted, smoothed NNLS).
 
     Needed when fitted SH radiance dips below zero (no light can do that, and such SH may even give negative
     irradiance behind the head): normals facing the camera, which the photo constrains, count fully.
@@ -141,9 +157,9 @@ def _fit_nonnegative_environment(sh_world: np.ndarray, toward_camera: np.ndarray
     weight = np.sqrt(np.where(normals @ toward_camera >= 0.0, 1.0, BACK_WEIGHT))
     kernel = np.clip(normals @ directions.T, 0.0, None) * solid_angle  # (N, P): irradiance per unit radiance
     target = np.clip(irradiance(sh_world, normals), 0.0, None)  # (N, 3)
-    ridge = 1e-3 * np.sqrt(solid_angle.mean()) * np.eye(len(directions)) * np.abs(kernel).max()
-    matrix = np.concatenate([kernel * weight[:, None], ridge])
-    channels = [nnls(matrix, np.concatenate([target[:, c] * weight, np.zeros(len(directions))]))[0]
+    smooth = _neighbour_differences(width, height) * SMOOTHNESS * kernel.max()
+    matrix = np.concatenate([kernel * weight[:, None], smooth])
+    channels = [nnls(matrix, np.concatenate([target[:, c] * weight, np.zeros(len(smooth))]), maxiter=20 * len(directions))[0]
                 for c in range(3)]
     return np.stack(channels, -1).reshape(height, width, 3)
 
