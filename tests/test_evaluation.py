@@ -319,3 +319,26 @@ def test_evaluate_measures_real_photos_sensibly(small_report):
     assert run["landmarks"]["nme_fitted"]["max"] < 0.08
     spreads = run["lighting"]["yaleB23"]["stages"]
     assert spreads["prior"]["spread"] < spreads["raw"]["spread"]  # de-lighting removes light changes
+
+
+def test_every_ablation_reaches_a_switch_of_the_stages():
+    """Each ablation (and a --set override) changes the stage settings it names; a renamed field fails here."""
+    from inference_core.errors import FaceAlbedoError
+    from inference_core.evaluation.ablations import ABLATIONS
+    from inference_core.evaluation.runner import stage_settings
+
+    defaults = stage_settings(None)
+    for name, ablation in ABLATIONS.items():
+        changed = stage_settings(name)
+        if ablation.skip_refine:
+            assert changed[3] is False and defaults[3] is True
+        for index, overrides in enumerate((ablation.fit, ablation.prior, ablation.refine)):
+            for key, value in overrides.items():
+                target = changed[index]
+                for part in key.split("."):
+                    target = getattr(target, part)
+                assert target == value, (name, key)
+    fit_settings = stage_settings("identity-20", ("fit.identity_modes=10", "refine.iterations=5"))
+    assert fit_settings[0].identity_modes == 10 and fit_settings[2].iterations == 5
+    with pytest.raises(FaceAlbedoError, match="no switch `nope`"):
+        stage_settings(None, ("prior.nope=1",))
