@@ -125,7 +125,7 @@ def _manifest(photo: Photo, landmarks: Landmarks, fit: FaceFit, prior: PriorAlbe
                   "name": "photo" if path is None else path.name, "sha256": manifest.file_sha256(path),
                   "size": list(photo.original_size), "processing_size": list(photo.size)},
         "detector": {"name": landmarks.detector, "confidence": float(landmarks.confidence),
-                     "face_box": [float(v) for v in landmarks.face_box], "face_count": int(landmarks.face_count),
+                     "face_box": to_original_pixels(np.reshape(landmarks.face_box, (2, 2)), photo).reshape(-1).round(2).tolist(), "face_count": int(landmarks.face_count),
                      "face_index": int(landmarks.face_index),
                      "landmarks": to_original_pixels(landmarks.points, photo).round(3).tolist()},
         "model": {"name": "ICT-FaceKit light", "vertex_count": export_mesh(model).n_vertices,
