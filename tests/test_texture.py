@@ -200,6 +200,27 @@ def test_pca_basis_round_trip_and_use(tmp_path, turned_scene, face_model):
     assert error.value.code is ErrorCode.ASSETS_CORRUPT
 
 
+def test_prior_build_cli_writes_a_basis_the_pipeline_finds(tmp_path, faces_dir, monkeypatch, turned_scene,
+                                                           face_model):
+    from inference_core.cli import main
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for light in ("+000E+00", "+020E-10"):  # small photos: quick fits
+        (images / f"light{light}.pgm").symlink_to(faces_dir / "lighting" / "yaleB23" / f"yaleB23_P00A{light}.pgm")
+    out = tmp_path / "assets" / "prior" / "albedo_pca.safetensors"
+    assert main(["prior", "build", "--images", str(images), "--out", str(out), "--resolution", "64",
+                 "--landmark-fit", "--device", "cpu"]) == 0
+    basis = load_basis(out)
+    assert basis.components.shape == (1, 2, 64, 64, 3) and np.isfinite(basis.mean).all()
+    assert 0.02 < np.median(basis.mean[0]) < 1  # a de-lit face, not an empty map
+    monkeypatch.setenv("FACEALBEDO_ASSETS", str(tmp_path / "assets"))
+    fit, _, uv = turned_scene
+    assert prior_albedo(uv, fit, face_model).kind == "pca"  # found in the assets folder without being named
+    assert prior_albedo(uv, fit, face_model, PriorSettings(use_learned_basis=False)).kind == "regions"
+    assert main(["prior", "build", "--images", str(tmp_path / "none"), "--out", str(out)]) == ErrorCode.USAGE.value
+
+
 # ---------------------------------------------------------------------------------------------- real photos
 
 
