@@ -1,8 +1,8 @@
 """A result folder -> Blender data: head with shape keys and materials, camera over the photo, World.
 
 The mesh is built from arrays (`result.read_obj`) rather than by `bpy.ops.wm.obj_import` because
-(1) the shape keys of blendshapes.npz address vertices by id, and building the mesh ourselves keeps
-head.obj's vertex order by construction; (2) it needs no operator context, so it runs the same in the UI,
+(1) the shape keys (blendshapes.npz, or head.glb's morph targets) address vertices by id, and
+building the mesh ourselves keeps head.obj's vertex order by construction; (2) it needs no operator context, so it runs the same in the UI,
 in background mode and from batch.py; (3) `foreach_set` on whole arrays is fast (26k vertices, 57 keys).
 """
 from __future__ import annotations

@@ -35,9 +35,9 @@ class LightSpec:
 
 RIGS: dict[str, tuple[tuple[LightSpec, ...], float]] = {
     # preset: (lights, World grey level)
-    STUDIO: ((LightSpec("key", 40, 30, 60.0, 0.6, (1.0, 0.96, 0.9)),
-              LightSpec("fill", -55, 10, 20.0, 1.0, (0.9, 0.95, 1.0)),
-              LightSpec("back", 165, 45, 40.0, 0.5)), 0.03),
+    STUDIO: ((LightSpec("key", 40, 30, 35.0, 0.6, (1.0, 0.96, 0.9)),
+              LightSpec("fill", -55, 10, 10.0, 1.0, (0.9, 0.95, 1.0)),
+              LightSpec("back", 165, 45, 30.0, 0.5)), 0.03),
     RIM: ((LightSpec("rim left", 125, 20, 120.0, 0.4, (0.85, 0.92, 1.0)),
            LightSpec("rim right", -125, 20, 120.0, 0.4, (1.0, 0.9, 0.8)),
            LightSpec("fill", 0, 0, 4.0, 1.0)), 0.005),
