@@ -300,6 +300,25 @@ def test_panel_draws_photo_progress_and_figures(addon, empty_scene, tmp_path, fa
     job.running = False
 
 
+def test_preferences_find_the_project_python_and_check_setup_passes(addon, empty_scene):
+    preferences = _submodule("preferences")
+    prefs = preferences.get_preferences(bpy.context)
+    prefs.python_path = ""
+    assert preferences.inference_python(prefs) == PROJECT / ".venv" / "bin" / "python"  # via build_info.json
+    calls = []
+    preferences.FaceAlbedoPreferences.draw(type("Prefs", (), {"layout": RecordingLayout(calls),
+                                                              **{k: getattr(prefs, k) for k in
+                                                                 ("python_path", "device", "resolution",
+                                                                  "output_dir")}})(), bpy.context)
+    assert ("operator", ("facealbedo.check_setup",), {"icon": "CHECKBOX_HLT"}) in calls
+    assert bpy.ops.facealbedo.check_setup() == {"FINISHED"}
+    prefs.python_path = "/nonexistent/python"
+    with pytest.raises(RuntimeError) as error:
+        bpy.ops.facealbedo.check_setup()
+    assert "does not exist" in str(error.value)
+    prefs.python_path = ""
+
+
 # --------------------------------------------------------------------------- re-rendering a real result
 
 
