@@ -126,10 +126,17 @@ def test_glb_has_tiles_materials_and_expression_morph_targets(result, values, fa
     np.testing.assert_allclose(mesh.weights, values[2].expression, atol=1e-7)
     textured = [gltf.materials[p.material].pbrMetallicRoughness.baseColorTexture for p in mesh.primitives[:2]]
     assert [gltf.images[gltf.textures[t.index].source].name for t in textured] == ["albedo.1001", "albedo.1002"]
+    def dense(index: int, width: int) -> np.ndarray:
+        view = gltf.bufferViews[gltf.accessors[index].bufferView]
+        data = gltf.binary_blob()[view.byteOffset:view.byteOffset + view.byteLength]
+        return np.frombuffer(data, np.float32).reshape(-1, width)
+
+    identity_m = face_model.vertices(identity=values[2].identity) / 100
+    for primitive in mesh.primitives:
+        vertex_ids = dense(primitive.attributes._VERTEX_ID, 1)[:, 0].astype(np.int64)
+        np.testing.assert_allclose(dense(primitive.attributes.POSITION, 3), identity_m[vertex_ids], atol=1e-6)
     for primitive in mesh.primitives[:2]:  # UVs shifted into [0, 1]
-        accessor = gltf.accessors[primitive.attributes.TEXCOORD_0]
-        view = gltf.bufferViews[accessor.bufferView]
-        uv = np.frombuffer(gltf.binary_blob()[view.byteOffset:view.byteOffset + view.byteLength], np.float32)
+        uv = dense(primitive.attributes.TEXCOORD_0, 2)
         assert uv.min() >= 0 and uv.max() <= 1
 
 

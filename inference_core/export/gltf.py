@@ -7,6 +7,10 @@ top left). Eyes, teeth and gums are primitives with plain materials. All primiti
 Shape: POSITION is the fitted identity at neutral expression; the 57 ICT expression shapes are morph
 targets (sparse, names in mesh.extras.targetNames) whose default weights (mesh.weights) are the fitted
 expression, so the default pose is the fitted face and Blender imports the targets as shape keys.
+
+glTF vertices are (vertex, uv) pairs, so seams duplicate vertices; the application-specific attribute
+`_VERTEX_ID` (float, exact) gives each glTF vertex its head.obj / ICT vertex id. Within a primitive the
+vertices are sorted by (vertex id, uv id).
 """
 from __future__ import annotations
 
@@ -119,7 +123,8 @@ def write_glb(path: Path, base_vertices_m: np.ndarray, normals: np.ndarray, uvs:
         attributes = gl.Attributes(
             POSITION=blob.accessor(np.ascontiguousarray(base_vertices_m[vertex_ids], np.float32), gl.VEC3, bounds=True),
             NORMAL=blob.accessor(np.ascontiguousarray(normals[vertex_ids], np.float32), gl.VEC3),
-            TEXCOORD_0=blob.accessor(np.ascontiguousarray(texcoords), gl.VEC2))
+            TEXCOORD_0=blob.accessor(np.ascontiguousarray(texcoords), gl.VEC2),
+            _VERTEX_ID=blob.accessor(vertex_ids.astype(np.float32), gl.SCALAR))  # head.obj vertex (exact < 2^24)
         targets = [gl.Attributes(POSITION=blob.sparse_vec3(deltas[vertex_ids])) for deltas in expression_deltas_m]
         gltf.materials.append(_material(name, textures.get(tile) if name.startswith("skin") else None))
         primitives.append(gl.Primitive(
