@@ -84,6 +84,20 @@ def _refine_module():
     return refine if hasattr(refine, "refine") else None
 
 
+def _prepare_output(photo: str | Path | Photo, out: str | Path, name: str | None, overwrite: bool, quality: str,
+                    resolution: int) -> tuple[Path, str]:
+    """Check the request and the output folder before any expensive import or stage: (out root, result name)."""
+    if quality not in QUALITIES:
+        raise FaceAlbedoError(ErrorCode.USAGE, f"unknown quality {quality!r}: use one of {', '.join(QUALITIES)}")
+    if resolution < 16:
+        raise FaceAlbedoError(ErrorCode.USAGE, f"--resolution {resolution} is too small; use at least 16 (default 1024)")
+    out_root = prepare_out_root(Path(out))
+    remove_stale_temp_folders(out_root)
+    stem = result_name(photo, name)
+    check_target_free(out_root / stem, overwrite)
+    return out_root, stem
+
+
 class _StageClock:
     """Times each stage and reports its start and end to the progress callback."""
 
@@ -112,14 +126,7 @@ def reconstruct(photo: str | Path | Photo, out: str | Path = "out", *, resolutio
     as the stages advance (STAGES).
     Raises FaceAlbedoError (NO_FACE, OUTPUT_EXISTS, OUTPUT_NOT_WRITABLE, DISK_FULL, ...).
     """
-    if quality not in QUALITIES:
-        raise FaceAlbedoError(ErrorCode.USAGE, f"unknown quality {quality!r}: use one of {', '.join(QUALITIES)}")
-    if resolution < 16:
-        raise FaceAlbedoError(ErrorCode.USAGE, f"--resolution {resolution} is too small; use at least 16 (default 1024)")
-    out_root = prepare_out_root(Path(out))  # fail on the output before any expensive import or stage
-    remove_stale_temp_folders(out_root)
-    stem = result_name(photo, name)
-    check_target_free(out_root / stem, overwrite)
+    out_root, stem = _prepare_output(photo, out, name, overwrite, quality, resolution)
 
     from inference_core import landmarks, photo as photo_module, texture
     from inference_core.export import write_result
@@ -131,10 +138,8 @@ def reconstruct(photo: str | Path | Photo, out: str | Path = "out", *, resolutio
     if quality == "preview" and fit_settings is None:
         fit_settings = FitSettings(photometric=False)
     clock = _StageClock(progress)
-    if isinstance(photo, Photo):
-        loaded = photo
-    else:
-        loaded = clock.run("load", "loading the photo", lambda: photo_module.load_photo(photo))
+    loaded = photo if isinstance(photo, Photo) else clock.run("load", "loading the photo",
+                                                             lambda: photo_module.load_photo(photo))
     model = load_face_model()
     marks = clock.run("detect", "finding the face",
                       lambda: landmarks.detect(loaded, detector=detector, face_index=face_index))
@@ -143,9 +148,8 @@ def reconstruct(photo: str | Path | Photo, out: str | Path = "out", *, resolutio
     uv = clock.run("unwrap", "unwrapping the texture", lambda: texture.unwrap(loaded, fitted, model, resolution))
     prior = clock.run("prior", "estimating the prior albedo",
                       lambda: texture.prior_albedo(uv, fitted, model, prior_settings))
-    refine_module = _refine_module() if quality == "full" else None
     refined = None
-    if refine_module is not None:
+    if quality == "full" and (refine_module := _refine_module()) is not None:
         refine_settings = refine_settings or refine_module.RefineSettings()
         if weights is not None:
             refine_settings = dataclasses.replace(refine_settings, weights=Path(weights))
