@@ -10,7 +10,8 @@ Scale: albedo x light has one global scale ambiguity. It is fixed by keeping the
 over the directions that face the camera equal to that of the fit's lighting (`FaceFit.sh_camera`): a
 lamp of a given strength gives the same peak wherever it stands, so one lamp moved around (Yale B) gives
 one albedo. (The DC term would not do: over the visible hemisphere of normals it trades off against the
-z-facing band-1 and band-2 terms, so it does not pin the scale.)
+z-facing band-1 and band-2 terms, so it does not pin the scale.) Only where that would make the albedo
+implausibly bright (above ALBEDO_CEILING) is the light scaled up instead.
 """
 from __future__ import annotations
 
@@ -62,6 +63,9 @@ LIGHT_SPREAD = 0.5
 """Prior std of each SH coefficient about the fit's lighting, relative to the DC term."""
 ROBUST_SCALE = 0.25
 """Relative residual at which a texel's weight halves (Cauchy re-weighting)."""
+ALBEDO_CEILING = 0.75
+"""The brightest fitted albedo (99th percentile over the fitted texels, any channel) may be at most this: a
+light whose scale would need brighter skin is scaled up instead (real albedo stays well below 1)."""
 MIN_FIT_VISIBILITY = 0.2
 """Texels less visible than this (at the fit resolution) do not enter the fit."""
 LUMINANCE = np.array([0.2126, 0.7152, 0.0722])
@@ -183,8 +187,9 @@ def fit_albedo_and_light(data: FitData, albedo: LinearAlbedo, sh_start: np.ndarr
                          iterations: int = PriorSettings.iterations) -> tuple[np.ndarray, np.ndarray]:
     """Alternating robust weighted least squares: ((K,) albedo coefficients, (9, 3) SH radiance).
 
-    The light's peak shading stays that of `sh_start` (the scale convention, see the module docstring);
-    the last step is an albedo solve, so the returned pair is consistent.
+    The light's peak shading stays that of `sh_start` (the scale convention, see the module docstring)
+    unless the albedo would then exceed ALBEDO_CEILING; the last step is an albedo solve, so the returned
+    pair is consistent.
     """
     components = albedo.components.reshape(len(albedo.components), -1, 3)[:, data.texels].transpose(1, 0, 2)
     offset = albedo.offset.reshape(-1, 3)[data.texels].astype(np.float64)  # (M, 3)
@@ -192,12 +197,15 @@ def fit_albedo_and_light(data: FitData, albedo: LinearAlbedo, sh_start: np.ndarr
     target_peak = peak_shading(sh_start)
     sh, weight = sh_start.copy(), data.weight.copy()
     coefficients = albedo.prior_mean.astype(np.float64)
+    texel_albedo = offset + np.einsum("mkc,k->mc", components, coefficients)
     for _ in range(iterations):
         coefficients = solve_albedo(data, components, offset, sh, weight, albedo)
         texel_albedo = offset + np.einsum("mkc,k->mc", components, coefficients)
         sh = solve_light(data, texel_albedo, weight, sh_start)
         sh *= target_peak / max(peak_shading(sh), 1e-6 * target_peak)
         weight = data.weight * robust_weight(data.colour, texel_albedo * (data.sh_basis @ sh))
+    brightest = float(np.percentile(texel_albedo, 99)) if len(texel_albedo) else 0.0
+    sh *= max(1.0, brightest / ALBEDO_CEILING)
     coefficients = solve_albedo(data, components, offset, sh, weight, albedo)
     return coefficients, sh
 
