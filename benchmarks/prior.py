@@ -3,7 +3,13 @@
 Per photo: unwrap (UV rasterisation is cached per resolution, so it is warmed up first), prior_albedo
 (region colours + SH fit, completion included) and, separately, the completion alone. The fits (not
 timed) are landmark-only. Wall-clock medians move with the machine's load; the process CPU-time medians
-are steadier. Saves benchmarks/results/prior.json.
+are steadier.
+
+Also the lighting check on every Yale B light with |azimuth| <= 50 and |elevation| <= 40 degrees (the
+test uses 8 of them): per-texel spread across lights (std/mean, evaluation.metrics.per_texel_spread)
+over face-tile texels with visibility > 0.8 under every light, of the raw unwrapped texture and of the
+de-lit prior-stage albedo (PriorAlbedo.completed); the head is fitted once on the frontal light.
+Saves benchmarks/results/prior.json.
 
     FACEALBEDO_ASSETS=../shared/assets .venv/bin/python benchmarks/prior.py [--repeats 3] [--resolution 1024]
 """
@@ -11,14 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 import platform
 import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from inference_core.evaluation.metrics import per_texel_spread
 from inference_core.facemodel import load_face_model
 from inference_core.fitting import FitSettings, fit
 from inference_core.landmarks import detect
@@ -38,6 +47,34 @@ def timed(function):
     wall, cpu = time.perf_counter(), time.process_time()
     result = function()
     return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+YALE_SUBJECTS = ("yaleB23", "yaleB27")
+YALE_RESOLUTION = 256
+YALE_LIGHT = re.compile(r"_P00A(?P<azimuth>[+-]\d+)E(?P<elevation>[+-]\d+)\.pgm$")
+
+
+def yale_spreads(folder: Path, model) -> dict:
+    """Raw and de-lit spreads across the subject's lights with |azimuth| <= 50 and |elevation| <= 40."""
+    lights = []
+    for path in sorted(folder.glob("*_P00A*.pgm")):
+        match = YALE_LIGHT.search(path.name)
+        if match and abs(int(match["azimuth"])) <= 50 and abs(int(match["elevation"])) <= 40:
+            lights.append(path)
+    frontal = load_photo(folder / f"{folder.name}_P00A+000E+00.pgm")
+    fitted = fit(frontal, detect(frontal), model, FitSettings(photometric=False))
+    raw, delit, visibility = [], [], []
+    for path in lights:
+        uv = unwrap(load_photo(path), fitted, model, YALE_RESOLUTION)
+        prior = prior_albedo(uv, fitted, model)
+        raw.append(uv.colour[0].reshape(-1, 3))
+        delit.append(prior.completed[0].reshape(-1, 3))
+        visibility.append(uv.visibility[0].reshape(-1))
+    well_seen = np.min(visibility, axis=0) > 0.8
+    raw_spread = per_texel_spread(np.stack(raw), well_seen)
+    delit_spread = per_texel_spread(np.stack(delit), well_seen)
+    return {"lights": len(lights), "texels": int(well_seen.sum()), "raw_spread": raw_spread,
+            "delit_spread": delit_spread, "ratio": delit_spread / raw_spread}
 
 
 def main() -> None:
@@ -69,8 +106,12 @@ def main() -> None:
                            "median_total_s": statistics.median(totals)}
         print(f"{name}: {statistics.median(totals):.2f} s (unwrap + prior incl. completion)")
     medians = {f"median_{key}_s": statistics.median(values) for key, values in samples.items()}
+    lighting = {subject: yale_spreads(faces / "lighting" / subject, model) for subject in YALE_SUBJECTS}
+    for subject, spreads in lighting.items():
+        print(f"{subject}: {spreads['lights']} lights, raw spread {spreads['raw_spread']:.3f}, de-lit "
+              f"{spreads['delit_spread']:.3f} (ratio {spreads['ratio']:.2f})")
     report = {"resolution": args.resolution, "repeats": args.repeats, "threads": args.threads,
-              "uv_setup_once_s": warm_up, **medians, "photos": per_photo,
+              "uv_setup_once_s": warm_up, **medians, "photos": per_photo, "yale_spread": lighting,
               "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                           "load_average": os.getloadavg()}}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

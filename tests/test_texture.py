@@ -284,9 +284,10 @@ def test_yale_prior_albedo_spreads_less_than_the_raw_texture(faces_dir, face_mod
     The head and camera are the same in every photo of the set, so the head is fitted once (frontal
     light) and reused; each photo is unwrapped and its prior (albedo + light) fitted on its own.
     """
-    folder = faces_dir / "lighting" / "yaleB23"
+    from inference_core.evaluation.metrics import per_texel_spread
     from inference_core.photo import load_photo
 
+    folder = faces_dir / "lighting" / "yaleB23"
     _, fit = fitted_photo(folder / "yaleB23_P00A+000E+00.pgm", face_model)
     raw, delit, visibility = [], [], []
     for light in YALE_LIGHTS:
@@ -294,16 +295,11 @@ def test_yale_prior_albedo_spreads_less_than_the_raw_texture(faces_dir, face_mod
         assert abs(azimuth) <= 50 and abs(elevation) <= 40
         uv = unwrap(load_photo(folder / f"yaleB23_P00A{light}.pgm"), fit, face_model, 128)
         prior = prior_albedo(uv, fit, face_model)
-        raw.append(uv.colour[0].mean(-1))
-        delit.append(prior.completed[0].mean(-1))
-        visibility.append(uv.visibility[0])
+        raw.append(uv.colour[0].reshape(-1, 3))
+        delit.append(prior.completed[0].reshape(-1, 3))
+        visibility.append(uv.visibility[0].reshape(-1))
     well_seen = np.min(visibility, axis=0) > 0.8
-
-    def spread(maps):
-        values = np.stack(maps)[:, well_seen]
-        return float(np.mean(values.std(0) / np.maximum(values.mean(0), 1e-6)))
-
-    raw_spread, delit_spread = spread(raw), spread(delit)
+    raw_spread, delit_spread = per_texel_spread(np.stack(raw), well_seen), per_texel_spread(np.stack(delit), well_seen)
     print(f"Yale B23, {len(YALE_LIGHTS)} lights, {well_seen.sum()} texels: raw spread {raw_spread:.3f}, "
           f"de-lit prior-stage spread {delit_spread:.3f} (ratio {delit_spread / raw_spread:.2f})")
     assert well_seen.sum() > 1000
