@@ -1,129 +1,62 @@
-"""Helpers for the add-on tests: a small result folder written without the core, and bpy in a sandbox.
+"""Helpers for the add-on tests: a small result folder written without the core, and a fake core.
 
-`write_synthetic_result` makes a result folder in the DESIGN.md format from the ICT model (neutral head
-with a little jawOpen, a frontal camera, flat skin tiles, a sky-over-ground environment), so that the
-importer can be tested in seconds and independently of the reconstruction quality.
+`write_synthetic_result` makes a result folder in the DESIGN.md format with the exporter's writers and a
+made-up fit, so that the importer can be tested in seconds and independently of the reconstruction
+quality; `write_fake_core` stands in for the core process.
 """
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from inference_core.facemodel import POLYGON_RANGES, FaceModel
+from inference_core.export.camera import camera_json
+from inference_core.export.images import write_hdr, write_srgb_png
+from inference_core.export.mesh import export_mesh
+from inference_core.export.obj import write_mtl, write_obj
+from inference_core.facemodel import FaceModel
+from inference_core.render.camera import MODEL_TO_OPENCV
+from inference_core.values import Camera
 
 SYNTHETIC_JAW_OPEN = 0.3
-SYNTHETIC_GROUPS = (  # (usemtl name, polygon parts), as the exporter groups head.obj
-    ("skin", ("face", "head_neck")),
-    ("mouth_socket", ("mouth_socket",)),
-    ("eye_socket", ("eye_socket_left", "eye_socket_right")),
-    ("gums", ("gums_tongue",)),
-    ("teeth", ("teeth",)),
-    ("eyeball", ("eyeball_left", "eyeball_right")),
-    ("eyelashes", ("eyelashes",)),
-)
+SKIN_LINEAR = (0.45, 0.25, 0.15)
 
 
-def sandbox_blender_environment(root: Path) -> None:
-    """Point bpy's user folders (config, extensions, caches) into `root` before bpy is imported."""
-    for name in ("BLENDER_USER_RESOURCES", "HOME", "XDG_CACHE_HOME"):
-        folder = root / name.lower()
-        folder.mkdir(parents=True, exist_ok=True)
-        os.environ[name] = str(folder)
-
-
-def _polygon_groups(n_polygons: int) -> np.ndarray:
-    """(P,) index into SYNTHETIC_GROUPS per polygon; the shells between the parts count as eyeball."""
-    group = np.full(n_polygons, SYNTHETIC_GROUPS.index(next(g for g in SYNTHETIC_GROUPS if g[0] == "eyeball")))
-    for index, (_, parts) in enumerate(SYNTHETIC_GROUPS):
-        for part in parts:
-            lo, hi = POLYGON_RANGES[part]
-            group[lo:hi + 1] = index
-    return group
-
-
-def write_obj(path: Path, vertices_m: np.ndarray, model: FaceModel) -> None:
-    """head.obj: vertices (metres, Y up), UDIM UVs, polygons grouped by `usemtl` as the exporter does."""
-    groups = _polygon_groups(len(model.polygons))
-    lines = ["mtllib head.mtl"]
-    lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices_m]
-    lines += [f"vt {u:.6f} {v:.6f}" for u, v in model.uvs]
-    order = np.argsort(groups, kind="stable")
-    current = None
-    for p in order:
-        if groups[p] != current:
-            current = groups[p]
-            lines.append(f"usemtl {SYNTHETIC_GROUPS[current][0]}")
-        corners = [f"{v + 1}/{t + 1}" for v, t in zip(model.polygons[p], model.polygon_uvs[p]) if v >= 0]
-        lines.append("f " + " ".join(corners))
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (path.parent / "head.mtl").write_text("".join(f"newmtl {g}\nKd 0.8 0.8 0.8\n" for g, _ in SYNTHETIC_GROUPS))
-
-
-def frontal_camera(face_centre_m: np.ndarray, distance_m: float, size: tuple[int, int],
-                   focal_px: float) -> dict:
-    """camera.json for a camera `distance_m` in front of the face (OpenCV and Blender blocks)."""
-    width, height = size
-    rotation = np.diag([1.0, -1.0, -1.0])  # model Y up, +Z towards the camera -> OpenCV y down, z forward
-    centre_cam = rotation @ face_centre_m
-    translation = np.array([-centre_cam[0], -centre_cam[1], distance_m - centre_cam[2]])
-    world_to_camera = np.eye(4)
-    world_to_camera[:3, :3], world_to_camera[:3, 3] = rotation, translation
-    position_obj = -rotation.T @ translation  # camera centre in head.obj's frame
-    sensor_mm = 36.0
-    return {
-        "format": "facealbedo.camera/1",
-        "image_size": [width, height],
-        "intrinsics": {"fx": focal_px, "fy": focal_px, "cx": (width - 1) / 2, "cy": (height - 1) / 2},
-        "world_to_camera": world_to_camera.tolist(),
-        "blender": {"location": [position_obj[0], -position_obj[2], position_obj[1]],
-                    "rotation_euler_xyz": [np.pi / 2, 0.0, 0.0], "lens_mm": focal_px * sensor_mm / width,
-                    "sensor_width_mm": sensor_mm, "shift_x": 0.0, "shift_y": 0.0, "resolution": [width, height]},
-    }
-
-
-def write_environment(path: Path, sky: float = 1.2, ground: float = 0.4) -> None:
-    """A 64 x 32 equirectangular Radiance HDR: bright sky over a darker ground."""
-    import cv2
-
-    image = np.full((32, 64, 3), ground, np.float32)
-    image[:16] = sky
-    cv2.imwrite(str(path), image)
+def frontal_camera(face_centre_cm: np.ndarray, distance_cm: float = 60.0, size: int = 256) -> Camera:
+    """A camera `distance_cm` in front of the face centre, looking at it (focal 700 px)."""
+    translation = np.array([0.0, 0.0, distance_cm]) - MODEL_TO_OPENCV @ face_centre_cm
+    return Camera(fx=700.0, fy=700.0, cx=(size - 1) / 2, cy=(size - 1) / 2, image_size=(size, size),
+                  rotation=MODEL_TO_OPENCV, translation_cm=translation)
 
 
 def write_synthetic_result(out_dir: Path, model: FaceModel, photo: Path | None = None, stem: str = "synthetic",
                            tile_size: int = 64) -> Path:
-    """A complete small result folder (no reconstruction) for importer tests; returns the folder."""
-    import cv2
-
+    """A small result folder written with the exporter's own writers from a made-up fit (neutral head with
+    a little jawOpen, frontal camera, flat skin, sky-over-ground light), plus blendshapes.npz."""
     folder = out_dir / stem
     folder.mkdir(parents=True, exist_ok=True)
-    jaw = model.expression_names.index("jawOpen")
+    mesh = export_mesh(model)
     weights = np.zeros(len(model.expression_names), np.float32)
-    weights[jaw] = SYNTHETIC_JAW_OPEN
-    neutral_m = model.neutral_cm / 100.0
-    deltas_m = model.expression_basis_cm / 100.0
-    fitted_m = neutral_m + np.tensordot(weights, deltas_m, axes=1)
-    write_obj(folder / "head.obj", fitted_m, model)
-    np.savez(folder / "blendshapes.npz", neutral_m=neutral_m, deltas_m=deltas_m,
+    weights[model.expression_names.index("jawOpen")] = SYNTHETIC_JAW_OPEN
+    write_obj(folder / "head.obj", model.vertices(expression=weights) / 100.0, model.uvs, mesh)
+    write_mtl(folder / "head.mtl")
+    np.savez(folder / "blendshapes.npz", neutral_m=model.neutral_cm[:mesh.n_vertices] / 100.0,
+             deltas_m=model.expression_basis_cm[:, :mesh.n_vertices] / 100.0,
              names=np.array(model.expression_names), weights=weights)
-    skin_bgr = np.array([120, 150, 200], np.uint8)
     for tile in (1001, 1002):
-        cv2.imwrite(str(folder / f"albedo.{tile}.png"), np.broadcast_to(skin_bgr, (tile_size, tile_size, 3)).copy())
-    face_centre = neutral_m[:9409].mean(axis=0)
-    (folder / "camera.json").write_text(json.dumps(frontal_camera(face_centre, 0.6, (256, 256), 700.0)))
-    write_environment(folder / "environment.hdr")
-    manifest = {"format": "facealbedo.result/1", "input": str(photo) if photo else None, "detector": "synthetic",
-                "seconds": {"fit": 1.0, "refine": 2.0}, "residuals": {"landmarks_px": 1.5}}
+        write_srgb_png(folder / f"albedo.{tile}.png", np.broadcast_to(np.float32(SKIN_LINEAR), (tile_size, tile_size, 3)))
+    write_srgb_png(folder / "visibility.1001.png", np.ones((tile_size, tile_size, 3), np.float32))
+    camera = frontal_camera(model.neutral_cm[:9409].mean(axis=0))
+    (folder / "camera.json").write_text(json.dumps(camera_json(camera)))
+    sky_over_ground = np.full((32, 64, 3), 0.4, np.float32)
+    sky_over_ground[:16] = 1.2
+    write_hdr(folder / "environment.hdr", sky_over_ground)
+    manifest = {"format": "facealbedo.result", "input": {"path": str(photo) if photo else None},
+                "detector": {"name": "synthetic"}, "seconds": {"fit": 1.0, "refine": 2.0, "total": 3.0},
+                "residuals": {"landmark_nme": 0.02}}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
-
-
-def temporary_dir(prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=prefix))
 
 
 FAKE_CORE = '''

@@ -129,15 +129,28 @@ def test_check_setup_says_what_to_fix(tmp_path):
 
 
 def test_obj_reader_keeps_vertex_order_uvs_and_groups(synthetic_result, face_model):
+    from addon_support import SYNTHETIC_JAW_OPEN
+    from inference_core.export.mesh import export_mesh
+
     mesh = result.read_obj(synthetic_result / "head.obj")
-    assert mesh.vertices.shape == face_model.neutral_cm.shape
-    assert "teeth" in mesh.groups and "skin" in mesh.groups
-    assert len(mesh.loop_count) == len(face_model.polygons)
-    # every polygon's corners are one of the model's polygons (groups reorder polygons, not vertices)
-    first = mesh.loop_vertex[mesh.loop_start]
-    model_first = face_model.polygons[:, 0]
-    assert set(first.tolist()) == set(model_first.tolist())
+    exported = export_mesh(face_model)
+    weights = np.zeros(len(face_model.expression_names), np.float32)
+    weights[face_model.expression_names.index("jawOpen")] = SYNTHETIC_JAW_OPEN
+    expected = face_model.vertices(expression=weights)[:exported.n_vertices] / 100.0
+    np.testing.assert_allclose(mesh.vertices, expected, atol=1e-6)  # vertex i is the model's vertex i
     np.testing.assert_allclose(mesh.uvs, face_model.uvs, atol=1e-6)
+    assert mesh.groups == tuple(exported.polygons)  # skin, eyes, teeth, gums
+    for index, (group, polygons) in enumerate(exported.polygons.items()):
+        corners = mesh.loop_vertex[mesh.loop_start[mesh.polygon_group == index]]
+        assert sorted(corners.tolist()) == sorted(polygons[:, 0].tolist()), group
+
+
+def test_blendshapes_reproduce_the_fitted_head(synthetic_result):
+    mesh = result.read_obj(synthetic_result / "head.obj")
+    shapes = result.read_shapes(synthetic_result, mesh)
+    assert shapes is not None and len(shapes.names) == 57
+    posed = shapes.neutral + np.tensordot(shapes.weights, shapes.deltas, axes=1)
+    np.testing.assert_allclose(posed, mesh.vertices, atol=1e-5)
 
 
 def test_shape_names_in_arkit_spelling():
@@ -186,3 +199,21 @@ def test_panel_figures_from_a_manifest():
                                               "landmark error: 1.7% of face size",
                                               "landmarks: dlib, albedo: refined, 256 px"]
     assert result.summary_lines({}) == []
+
+
+def test_shapes_from_the_exporters_glb_land_on_the_obj_vertices(tmp_path, face_model):
+    """Without blendshapes.npz the importer maps head.glb's morph targets back onto head.obj's vertices."""
+    from export_fixtures import made_up_values
+    from inference_core.export import write_result
+
+    photo, landmarks, fit, uv, prior, refined = made_up_values(face_model, resolution=32)
+    folder = write_result(tmp_path, "made_up", photo, landmarks, fit, uv, prior, refined, face_model, {"fit": 1.0})
+    mesh = result.read_obj(folder / "head.obj")
+    shapes = result.read_shapes(folder, mesh)
+    assert shapes is not None and shapes.names == face_model.expression_names
+    np.testing.assert_allclose(shapes.weights, fit.expression, atol=1e-6)
+    identity = face_model.vertices(identity=fit.identity)[:len(mesh.vertices)] / 100.0
+    np.testing.assert_allclose(shapes.neutral, identity, atol=1e-5)
+    jaw = face_model.expression_names.index("jawOpen")
+    np.testing.assert_allclose(shapes.deltas[jaw], face_model.expression_basis_cm[jaw, :len(mesh.vertices)] / 100.0,
+                               atol=1e-5)
