@@ -124,10 +124,8 @@ def push_pull_fill(image: np.ndarray, weight: np.ndarray) -> np.ndarray:
     pulled down a pyramid, holes are filled from coarser levels, and pushed back up.
     """
     weight = np.clip(weight, 0.0, 1.0).astype(np.float32)
-    if weight.min() >= 1.0:
-        return image
-    if min(weight.shape) <= 1 or weight.max() <= 0:
-        return np.where(weight[..., None] > 0, image, image[weight > 0].mean(0) if weight.max() > 0 else 0)
+    if weight.min() >= 1.0 or weight.max() <= 0.0 or min(weight.shape) <= 1:
+        return image  # nothing to fill, nothing to fill from, or no coarser level to pull from
     small_size = ((weight.shape[1] + 1) // 2, (weight.shape[0] + 1) // 2)
     weighted_small = cv2.resize(image * weight[..., None], small_size, interpolation=cv2.INTER_AREA)
     weight_small = cv2.resize(weight, small_size, interpolation=cv2.INTER_AREA)

@@ -22,12 +22,13 @@ import cv2
 import numpy as np
 import torch
 
+from inference_core.errors import ErrorCode, FaceAlbedoError
 from inference_core.facemodel import FaceModel
 from inference_core.render.sh import AMBIENT_WHITE, lambert_factors, sh_basis
 from inference_core.texture.completion import complete
 from inference_core.texture.pca import AlbedoBasis, default_basis_path, load_basis
 from inference_core.texture.regions import REGIONS, region_weights
-from inference_core.values import FaceFit, PriorAlbedo, UVTexture
+from inference_core.values import UV_TILES, FaceFit, PriorAlbedo, UVTexture
 
 
 @dataclass(frozen=True)
@@ -143,10 +144,10 @@ def prior_albedo(uv: UVTexture, fit: FaceFit, model: FaceModel, settings: PriorS
     resolution = uv.colour.shape[1]
     fit_resolution = min(settings.fit_resolution, resolution)
     basis = learned_basis(settings)
-    albedo_model = pca_albedo(basis, fit_resolution) if basis else region_albedo(model, fit_resolution)
+    albedo_model = region_albedo(model, fit_resolution) if basis is None else pca_albedo(basis, fit_resolution)
     data = FitData.from_texture(uv, fit_resolution)
-    coefficients, sh = fit_albedo_and_light(data, albedo_model, starting_light(fit.sh_camera))
-    if basis:
+    coefficients, sh = fit_albedo_and_light(data, albedo_model, starting_light(fit.sh_camera), settings.iterations)
+    if basis is not None:
         parametric = resize_maps(basis.evaluate(coefficients), resolution)
     else:
         parametric = region_albedo_at(model, resolution, coefficients)
@@ -154,8 +155,8 @@ def prior_albedo(uv: UVTexture, fit: FaceFit, model: FaceModel, settings: PriorS
     completed, source = complete(uv, parametric, sh, symmetry=settings.symmetry)
     coefficients = np.asarray(coefficients, np.float32)
     return PriorAlbedo(parametric=parametric, completed=completed, source=source, sh_camera=sh.astype(np.float32),
-                       kind="pca" if basis else "regions",
-                       coefficients=coefficients if basis else coefficients.reshape(len(REGIONS), 3),
+                       kind="regions" if basis is None else "pca",
+                       coefficients=coefficients.reshape(len(REGIONS), 3) if basis is None else coefficients,
                        tiles=uv.tiles)
 
 
@@ -170,7 +171,13 @@ def learned_basis(settings: PriorSettings) -> AlbedoBasis | None:
     if not settings.use_learned_basis:
         return None
     path = settings.basis_path or default_basis_path()
-    return load_basis(path) if path else None
+    if path is None:
+        return None
+    basis = load_basis(path)
+    if tuple(basis.tiles) != UV_TILES:
+        raise FaceAlbedoError(ErrorCode.ASSETS_CORRUPT, f"albedo basis {path} covers tiles {basis.tiles}, not "
+                              f"{UV_TILES}; build it again with `facealbedo prior build`")
+    return basis
 
 
 def starting_light(sh_camera: np.ndarray) -> np.ndarray:
