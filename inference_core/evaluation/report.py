@@ -27,9 +27,10 @@ CROP_MARGIN = 0.15
 SHEET_FOLDER = "sheets"
 
 STAGE_TABLE_METRICS = ("psnr_db", "ssim", "si_mse", "psnr_db_face", "completeness", "completeness_face",
-                       "seam_strength")
+                       "seam_strength", "seen_kept")
 METRIC_LABELS = {"psnr_db": "re-render PSNR (dB)", "ssim": "re-render SSIM", "si_mse": "re-render si-MSE",
                  "psnr_db_face": "re-render PSNR, whole face mask (dB)",
+                 "seen_kept": "well-seen texels kept from the photo",
                  "completeness": "completeness, both tiles", "completeness_face": "completeness, face tile",
                  "seam_strength": "symmetry-seam strength (1 = none)", "spread": "spread across lights",
                  "spread_normalised": "spread, exposure-normalised", "chromaticity_spread": "chromaticity spread",
@@ -159,10 +160,11 @@ def _stage_rows(run: dict[str, Any]) -> list[list[str]]:
     stages = [s for s in STAGES if s in run["stages"]]
     rows = []
     for metric in STAGE_TABLE_METRICS:
-        cells = [METRIC_LABELS[metric] + (" ↑" if HIGHER_IS_BETTER[metric] else " ↓")]
+        direction = {True: " ↑", False: " ↓"}.get(HIGHER_IS_BETTER.get(metric), "")
+        cells = [METRIC_LABELS[metric] + direction]
         for stage in stages:
             summary = run["stages"][stage].get(metric, {})
-            text = f"{_number(summary.get('median'))} ({_number(summary.get('mean'))})"
+            text = f"{_number(summary.get('median'))} ({_number(summary.get('mean'))})" if summary else "–"
             cells.append(("**WORSE** " if (metric, stage) in flagged else "") + text)
         rows.append(cells)
     return rows
@@ -200,7 +202,9 @@ def _ablation_rows(runs: dict[str, dict[str, Any]]) -> list[list[str]]:
         spreads = [f["stages"][final]["ratio_to_raw"] for f in run["lighting"].values() if final in f["stages"]]
         finite = [s for s in spreads if s is not None and math.isfinite(s)]
         description = ABLATIONS[name].description if name in ABLATIONS else "the product's defaults"
+        trusted = run.get("trusted_share", {}).get("median")
         rows.append([name, description, final or "–", f"{run['counts']['ok']}/{run['counts']['photos']}",
+                     _number(trusted, 2),
                      *(_number(figures.get(m, {}).get("median")) for m in STAGE_TABLE_METRICS),
                      _number(float(np.median(finite))) if finite else "–"])
     return rows
@@ -241,6 +245,9 @@ def markdown(report: dict[str, Any], out_dir: Path) -> str:
              "grazing views left out), the 'whole face mask' PSNR on every fitted face pixel. "
              "↑ higher is better, ↓ lower is better.", ""]
     lines += _table(["metric", *stages], _stage_rows(run))
+    share = run.get("trusted_share", {})
+    if "median" in share:
+        lines += [f"Trusted pixels: median {share['median']:.0%} of the fitted face mask.", ""]
     lines += ["## Regressions (a later stage worse than an earlier one)", ""] + _regression_lines(run)
     if run["landmarks"]:
         lines += ["## Landmarks (NME, mean error / sqrt(w h) of the ground-truth box)", ""]
@@ -257,7 +264,8 @@ def markdown(report: dict[str, Any], out_dir: Path) -> str:
                                                   for k, v in run["seconds"].items()])
     if len(report["runs"]) > 1:
         lines += ["## Ablations (final stage, set medians; spread ratio = median over subjects)", ""]
-        lines += _table(["run", "what", "final stage", "ok", *(METRIC_LABELS[m] for m in STAGE_TABLE_METRICS),
+        lines += _table(["run", "what", "final stage", "ok", "trusted share",
+                         *(METRIC_LABELS[m] for m in STAGE_TABLE_METRICS),
                          "spread / raw"], _ablation_rows(report["runs"]))
     lines += ["## Per photo", "", f"PSNR and SSIM per stage ({' / '.join(stages)}).", ""]
     lines += _table(["photo", "status", "PSNR dB", "SSIM", "NME fitted, contact sheet"], _photo_rows(run, out_dir))

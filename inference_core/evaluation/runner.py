@@ -182,6 +182,14 @@ def albedo_metrics(albedo: np.ndarray, uv: UVTexture) -> dict[str, float]:
     }
 
 
+def seen_kept(prior: PriorAlbedo, uv: UVTexture) -> float:
+    """Share of the well-visible texels (visibility > WELL_VISIBLE) that the prior stage filled from the
+    photo (source 1) rather than from its mirror or the parametric prior: low values mean the de-lit
+    photo was thrown away where it was plainly seen."""
+    well_seen = uv.visibility > WELL_VISIBLE
+    return float((prior.source[well_seen] == 1).mean()) if well_seen.any() else math.nan
+
+
 def landmark_metrics(item: SetItem, outputs: StageOutputs) -> dict[str, float]:
     """NME of the detected and of the fitted landmarks against the ground truth (empty without it)."""
     if item.landmarks_gt is None:
@@ -208,12 +216,14 @@ def measure_photo(item: SetItem, outputs: StageOutputs, model: FaceModel) -> Pho
                          **albedo_metrics(albedo, outputs.uv)}
         result.renders[stage] = rendered
         result.face_tiles[stage] = albedo[face]
+    stages["prior"]["seen_kept"] = seen_kept(outputs.prior, outputs.uv)
     seconds = dict(outputs.seconds)
     seconds["measure"] = time.perf_counter() - start
     result.record = {
         "name": item.name, "path": str(item.path), "status": "ok", "stages": stages,
         "landmarks": landmark_metrics(item, outputs), "seconds": seconds,
         "face_pixels": int(view.mask.sum()), "trusted_pixels": int(trusted.sum()),
+        "trusted_share": float(trusted.sum() / max(1, view.mask.sum())),
         "face_count": outputs.landmarks.face_count,
         "fit_residuals": {k: float(v) for k, v in outputs.fit.residuals.items()},
         **({"subject": item.subject, "light": item.light} if item.subject else {}),
@@ -336,6 +346,7 @@ def summarise_run(settings: RunSettings, records: list[dict[str, Any]], kept: di
         "stages": summary,
         "landmarks": metrics.summarise_records([r["landmarks"] for r in ok]),
         "seconds": metrics.summarise_records([r["seconds"] for r in ok]),
+        "trusted_share": metrics.summarise(r["trusted_share"] for r in ok),
         "lighting": lighting,
         "regressions": regressions(medians) + lighting_flags,
     }
