@@ -24,6 +24,9 @@ DEPTH_SLOPE_PIXELS = 1.5
 MAX_SLOPE = 3.0
 """tan(view angle) is clamped here for the slope term; steeper texels fade out by `grazing_weight` anyway."""
 
+INLIER_WEIGHT_RAMP = (0.05, 0.25)
+"""Robust-fit weights (Geman-McClure: 0.25 at a residual of one scale, 0.04 at two) below the first value
+mark an outlier, above the second an inlier; smoothstep between. Ordinary residuals keep full trust."""
 MIN_INLIER_FRACTION = 0.3
 """A fit whose robust loss rejected more of the face than 1 - this found a wrong model, not outliers:
 its inlier map is then ignored."""
@@ -81,12 +84,13 @@ def sample_map(image: np.ndarray, points_camera: np.ndarray, camera: Camera) -> 
 
 
 def outlier_map(inlier_weight: np.ndarray, face_mask: np.ndarray) -> np.ndarray:
-    """(H, W) float32 in [0, 1]: the fit's inlier weights where it compared pixels (face_mask), 1 elsewhere.
+    """(H, W) float32 in [0, 1]: 0 where the fit's robust loss saw an outlier, 1 where it saw an inlier.
 
-    Outside the face mask the robust loss saw nothing, so nothing there is known to be an outlier.
+    The fit's weights are turned into that decision by INLIER_WEIGHT_RAMP. Outside the face mask the
+    robust loss saw nothing, so nothing there is known to be an outlier.
     """
     face_mask = np.asarray(face_mask, bool)
-    inlier = np.clip(np.asarray(inlier_weight, np.float32), 0.0, 1.0)
+    inlier = smoothstep(*INLIER_WEIGHT_RAMP, np.asarray(inlier_weight, np.float32)).astype(np.float32)
     if not face_mask.any() or inlier[face_mask].mean() < MIN_INLIER_FRACTION:
         return np.ones(inlier.shape, np.float32)
     return np.where(face_mask, inlier, np.float32(1.0))
