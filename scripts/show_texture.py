@@ -23,8 +23,8 @@ from inference_core.fitting import FitSettings, fit
 from inference_core.landmarks import detect
 from inference_core.photo import linear_to_srgb, load_photo
 from inference_core.texture import prior_albedo, unwrap
+from inference_core.texture.build import PHOTO_SUFFIXES
 
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".pgm", ".gif"}
 SOURCE_COLOURS = np.array([[0.5, 0.5, 0.5], [0.2, 0.8, 0.2], [0.2, 0.4, 1.0]], np.float32)  # prior, seen, mirrored
 
 
