@@ -29,7 +29,7 @@ RIGID_UNKNOWNS = ("rotation", "translation", "log_focal_ratio")
 SHAPE_UNKNOWNS = (*RIGID_UNKNOWNS, "identity", "expression")
 ALL_UNKNOWNS = (*SHAPE_UNKNOWNS, "sh", "albedo")
 LEARNING_RATE_SCALE = {"rotation": 0.5, "translation": 0.3, "log_focal_ratio": 0.5, "identity": 2.0,
-                       "expression": 1.0, "sh": 1.0, "albedo": 0.3}
+                       "expression": 1.0, "sh": 0.3, "albedo": 0.1}
 """Per-unknown multipliers of FitSettings.learning_rate (Adam steps are about lr in each unknown's units)."""
 
 
@@ -72,10 +72,16 @@ class _Objective:
 
 
 def _optimise(params: FitParameters, objective: Callable[[FitParameters], torch.Tensor], unknowns: tuple[str, ...],
-              iterations: int, learning_rate: float, on_step: Callable[[int], None]) -> None:
-    """Adam over the named unknowns of `params` (the others stay fixed), projecting after each step."""
+              iterations: int, learning_rate: float, on_step: Callable[[int], None],
+              geometry_rate: float = 1.0) -> None:
+    """Adam over the named unknowns of `params` (the others stay fixed), projecting after each step.
+
+    `geometry_rate` scales the steps of the shape and pose unknowns (not of lighting and albedo).
+    """
     tensors = params.tensors()
-    groups = [{"params": [tensors[name]], "lr": learning_rate * LEARNING_RATE_SCALE[name]} for name in unknowns]
+    groups = [{"params": [tensors[name]],
+               "lr": learning_rate * LEARNING_RATE_SCALE[name] * (geometry_rate if name in SHAPE_UNKNOWNS else 1.0)}
+              for name in unknowns]
     optimiser = torch.optim.Adam(groups)
     for step in range(iterations):
         optimiser.zero_grad(set_to_none=True)
@@ -96,7 +102,9 @@ def fit(photo: Photo, landmarks: Landmarks, model: FaceModel, settings: FitSetti
     torch.manual_seed(seed)
     objective = _Objective(photo, landmarks, model, settings, device)
     rotation, translation = initial_pose(landmarks.points, model, photo.size, objective.prior_focal)
-    params = FitParameters.start(settings.identity_modes, len(ALBEDO_REGIONS), rotation, translation, device)
+    face_angle = objective.landmark_term.face_size_px / objective.prior_focal
+    params = FitParameters.start(settings.identity_modes, len(ALBEDO_REGIONS), rotation, translation, face_angle,
+                                 device)
 
     total_steps = settings.rigid_iterations + settings.landmark_iterations + (
         settings.photometric_iterations if settings.photometric else 0)
@@ -120,7 +128,7 @@ def fit(photo: Photo, landmarks: Landmarks, model: FaceModel, settings: FitSetti
         objective.photometric_term = term
         objective.albedo_reference = params.albedo.detach().clone()
         _optimise(params, objective, ALL_UNKNOWNS, settings.photometric_iterations, lr,
-                  report("fitting shape, lighting and skin colour"))
+                  report("fitting shape, lighting and skin colour"), settings.photometric_geometry_rate)
     progress(STAGE, 1.0, "fitted")
     return _face_fit(params, objective, model, photo, settings, device)
 

@@ -14,22 +14,24 @@ from inference_core.render.camera import axis_angle_to_matrix, matrix_to_axis_an
 class FitParameters:
     """The unknowns of the fit, as leaf tensors (float32).
 
-    The translation is (x/z, y/z, log z): image-plane position and log depth, so that one Adam step size
-    suits all three. The focal length is `prior_focal_px * exp(log_focal_ratio)`; fx = fy and the
+    The translation is (x/z / face_angle, y/z / face_angle, log z): the image-plane position in units of
+    the face's angular size (face pixels / focal pixels) and the log depth, so that one Adam step size
+    suits all three whatever the size of the face in the photo. The focal length is `prior_focal_px * exp(log_focal_ratio)`; fx = fy and the
     principal point stays at the image centre.
     """
 
     identity: torch.Tensor  # (N,) ~N(0, 1)
     expression: torch.Tensor  # (57,) blendshape weights, kept in [0, 1]
     rotation: torch.Tensor  # (3,) axis-angle, model -> camera
-    translation: torch.Tensor  # (3,) (x/z, y/z, log z[cm])
+    translation: torch.Tensor  # (3,) (x/z / face_angle, y/z / face_angle, log z[cm])
     log_focal_ratio: torch.Tensor  # () log(focal / prior focal)
     sh: torch.Tensor  # (9, 3) SH radiance, camera space
     albedo: torch.Tensor  # (k, 3) linear RGB per albedo region
+    face_angle: float = 1.0  # angular size of the face (radians), the unit of the image-plane position
 
     @classmethod
     def start(cls, n_identity: int, n_regions: int, rotation: np.ndarray, translation_cm: np.ndarray,
-              device: str) -> "FitParameters":
+              face_angle: float, device: str) -> "FitParameters":
         """Mean head, neutral expression, the given pose, prior focal, white ambient light, grey skin."""
         def leaf(values) -> torch.Tensor:
             return torch.tensor(np.asarray(values), dtype=torch.float32, device=device).requires_grad_(True)
@@ -41,14 +43,16 @@ class FitParameters:
             identity=leaf(np.zeros(n_identity)),
             expression=leaf(np.zeros(57)),
             rotation=leaf(matrix_to_axis_angle(rotation)),
-            translation=leaf([x / z, y / z, np.log(z)]),
+            translation=leaf([x / z / face_angle, y / z / face_angle, np.log(z)]),
             log_focal_ratio=leaf(0.0),
             sh=leaf(sh),
             albedo=leaf(np.full((n_regions, 3), 0.4)),
+            face_angle=face_angle,
         )
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The unknowns by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "face_angle"}
 
     def rotation_matrix(self) -> torch.Tensor:
         return axis_angle_to_matrix(self.rotation)
@@ -56,7 +60,8 @@ class FitParameters:
     def translation_cm(self) -> torch.Tensor:
         """(3,) camera-space translation in cm."""
         depth = torch.exp(self.translation[2])
-        return torch.stack([self.translation[0] * depth, self.translation[1] * depth, depth])
+        scale = self.face_angle * depth
+        return torch.stack([self.translation[0] * scale, self.translation[1] * scale, depth])
 
     def clamp_(self) -> None:
         """Project onto the feasible set after an optimiser step: expression weights in [0, 1]."""

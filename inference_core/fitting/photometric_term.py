@@ -25,8 +25,12 @@ from inference_core.values import Photo
 
 RENDERED_PARTS = ("face", "head_neck", "eyeball_left", "eyeball_right")
 """Parts drawn into the z-buffer: the skin, and the eyes that fill its eye holes (they occlude skin)."""
-PHOTOMETRIC_PARTS = ("face",)
-"""Parts whose pixels the photometric term compares: the face skin (the scalp is mostly hair)."""
+PHOTOMETRIC_PARTS = ("narrow_face",)
+"""Parts whose pixels the photometric term compares: the face without its sides (hair, ears, neck)."""
+MASK_PARTS = ("face",)
+"""Parts whose visible pixels make FaceFit.face_mask."""
+INITIAL_SCALE_FACTORS = (4.0, 2.0, 1.0)
+"""Robust scales (x robust_scale) of the reweighted least-squares rounds that start lighting and albedo."""
 CROP_MARGIN = 1.7
 """Crop side in units of the landmark box's longer side: the whole face with the forehead."""
 CROP_LIFT = 0.12
@@ -36,12 +40,12 @@ CROP_LIFT = 0.12
 class RenderMesh:
     """The rendered parts of the head as a compact mesh: its vertex ids and re-indexed triangles."""
 
-    def __init__(self, model: FaceModel, device: str):
+    def __init__(self, model: FaceModel, device: str, skin_parts: tuple[str, ...] = PHOTOMETRIC_PARTS):
         triangle_ids = model.part_triangles(*RENDERED_PARTS)
         triangles = model.triangles[triangle_ids]
         self.vertex_ids, compact = np.unique(triangles, return_inverse=True)
         self.triangles = torch.tensor(compact.reshape(-1, 3), device=device)
-        skin = np.isin(triangle_ids, model.part_triangles(*PHOTOMETRIC_PARTS))
+        skin = np.isin(triangle_ids, model.part_triangles(*skin_parts))
         self.is_skin = torch.tensor(skin, device=device)  # (F,) per rendered triangle
 
     def skin_pixels(self, fragments) -> torch.Tensor:
@@ -55,7 +59,7 @@ class Rendering:
     """The rendered crop: all (S, S, C) tensors; colour and albedo linear RGB, normals camera space."""
 
     colour: torch.Tensor  # (S, S, 3) albedo x shading
-    albedo: torch.Tensor  # (S, S, 3)
+    regions: torch.Tensor  # (S, S, k) albedo region weights
     normals: torch.Tensor  # (S, S, 3) unit
     skin: torch.Tensor  # (S, S) bool, skin pixels inside the photo
 
@@ -63,7 +67,7 @@ class Rendering:
 def face_mask_at(verts_cm: np.ndarray, model: FaceModel, view: View, image_size: tuple[int, int],
                  device: str) -> np.ndarray:
     """(H, W) bool: pixels of an image of `image_size` where the fitted face skin is visible."""
-    mesh = RenderMesh(model, device)
+    mesh = RenderMesh(model, device, MASK_PARTS)
     verts = torch.tensor(verts_cm[mesh.vertex_ids], device=device)
     fragments = rasterize(view.screen(verts), mesh.triangles, image_size)
     return mesh.skin_pixels(fragments).cpu().numpy()
@@ -110,6 +114,7 @@ class PhotometricTerm:
         self.region_weights = torch.tensor(albedo_regions(model)[self.mesh.vertex_ids], device=device)  # (S, k)
         self.weights = torch.ones(size, size, device=device)  # IRLS weights per crop pixel
         self.calls = 0
+        self.sigma = settings.robust_scale * 0.5  # replaced once the skin colour is known
         self.last_robust_value = float("nan")
 
     def render(self, params: FitParameters, view: View) -> Rendering:
@@ -121,26 +126,41 @@ class PhotometricTerm:
         fragments = rasterize(screen, self.mesh.triangles, (size, size))
         bary = barycentrics(screen, self.mesh.triangles, fragments)
         normals = vertex_normals(verts, self.mesh.triangles) @ crop_view.rotation.T
-        albedo = self.region_weights @ params.albedo
-        pixels = interpolate(torch.cat([normals, albedo], dim=1), self.mesh.triangles, fragments, bary)
+        pixels = interpolate(torch.cat([normals, self.region_weights], dim=1), self.mesh.triangles, fragments, bary)
         pixel_normals = torch.nn.functional.normalize(pixels[..., :3], dim=-1, eps=1e-9)
-        colour = pixels[..., 3:] * shading(pixel_normals, params.sh)
+        regions = pixels[..., 3:]
+        colour = (regions @ params.albedo) * shading(pixel_normals, params.sh)
         skin = self.mesh.skin_pixels(fragments) & self.in_photo
-        return Rendering(colour=colour, albedo=pixels[..., 3:], normals=pixel_normals, skin=skin)
+        return Rendering(colour=colour, regions=regions, normals=pixel_normals, skin=skin)
 
     def _residual2(self, colour: torch.Tensor) -> torch.Tensor:
         """(S, S) squared RGB distance to the photo."""
         return (colour - self.image).pow(2).sum(-1)
 
-    def _robust_weights(self, residual2: torch.Tensor) -> torch.Tensor:
+    def _robust_weights(self, residual2: torch.Tensor, scale_factor: float = 1.0) -> torch.Tensor:
         """Geman-McClure IRLS weights sigma^4 / (r^2 + sigma^2)^2 in (0, 1], or 1 without `robust`."""
         if not self.settings.robust:
             return torch.ones_like(residual2)
-        sigma2 = self.settings.robust_scale ** 2
+        sigma2 = (scale_factor * self.sigma) ** 2
         return (sigma2 / (residual2 + sigma2)).pow(2)
 
+    def _outlier_weights(self, residual2: torch.Tensor, skin: torch.Tensor) -> torch.Tensor:
+        """(S, S) IRLS weights averaged over skin neighbourhoods of `weight_smoothing_px`.
+
+        Outliers (hair, glasses, a hand) come in regions while skin texture that the smooth albedo
+        cannot explain comes in specks; averaging keeps the first and forgives the second.
+        """
+        weights = self._robust_weights(residual2)
+        size = self.settings.weight_smoothing_px
+        if size <= 1:
+            return weights
+        mask = skin.to(weights.dtype)
+        stacked = torch.stack([weights * mask, mask])[:, None]  # (2, 1, S, S)
+        pooled = torch.nn.functional.avg_pool2d(stacked, size, stride=1, padding=size // 2)
+        return (pooled[0, 0] / pooled[1, 0].clamp_min(1e-6)).clamp(0.0, 1.0)
+
     def loss(self, params: FitParameters, view: View) -> torch.Tensor:
-        """IRLS objective: weighted mean squared skin residual in units of robust_scale^2.
+        """IRLS objective: weighted mean squared skin residual in units of sigma^2 (see `sigma`).
 
         The weights are refreshed every `reweight_every` calls, so between refreshes this is a weighted
         least-squares problem whose gradient equals the Geman-McClure one at the refresh point.
@@ -148,50 +168,83 @@ class PhotometricTerm:
         rendering = self.render(params, view)
         residual2 = self._residual2(rendering.colour)
         if self.calls % self.settings.reweight_every == 0:
-            self.weights = self._robust_weights(residual2.detach())
+            self.weights = self._outlier_weights(residual2.detach(), rendering.skin)
         self.calls += 1
         weights = self.weights * rendering.skin
         self.last_robust_value = float(self.robust_value(residual2.detach(), rendering.skin))
-        return (weights * residual2).sum() / (self.settings.robust_scale ** 2 * rendering.skin.sum().clamp_min(1))
+        return (weights * residual2).sum() / (self.sigma ** 2 * rendering.skin.sum().clamp_min(1))
 
     def robust_value(self, residual2: torch.Tensor, skin: torch.Tensor) -> torch.Tensor:
         """Mean Geman-McClure cost r^2 / (r^2 + sigma^2) over the skin pixels (mean r^2 / sigma^2 if not robust)."""
-        sigma2 = self.settings.robust_scale ** 2
+        sigma2 = self.sigma ** 2
         cost = residual2 / (residual2 + sigma2) if self.settings.robust else residual2 / sigma2
         return (cost * skin).sum() / skin.sum().clamp_min(1)
 
     def initialise_appearance(self, params: FitParameters, view: View) -> None:
-        """Closed-form start for lighting and albedo: photo's median skin colour, then SH by least squares.
+        """Closed-form start for lighting and albedo by reweighted least squares with a shrinking scale.
 
-        With the albedo fixed, each colour channel is linear in its 9 SH coefficients. The albedo-lighting
-        scale is ambiguous; the albedo starts at the photo's median skin colour, so that the fitted light
-        keeps about the exposure of the photo (a white surface facing it comes out near 1).
+        The albedo-lighting scale is ambiguous: the skin albedo starts at the photo's median skin colour,
+        so that the fitted light keeps about the photo's exposure (a white surface facing it is near 1).
+        Each round solves the SH with the albedo fixed (linear, per channel), then the region colours with
+        the shading fixed (linear), weighting pixels by Geman-McClure at the round's scale.
         """
         with torch.no_grad():
             rendering = self.render(params, view)
-            observed = self.image[rendering.skin]  # (N, 3)
+            skin = rendering.skin
+            observed = self.image[skin]  # (N, 3)
             if len(observed) < 20:
                 return
-            params.albedo[:] = observed.median(dim=0).values.clamp(0.02, 0.95)
-            rendering = self.render(params, view)
-            basis = sh_basis(rendering.normals[rendering.skin]) * lambert_factors(device=observed.device)  # (N, 9)
-            pixel_albedo = rendering.albedo[rendering.skin]  # (N, 3)
-            for channel in range(3):
-                design = basis * pixel_albedo[:, channel:channel + 1]
-                solution = torch.linalg.lstsq(design, observed[:, channel:channel + 1]).solution
-                params.sh[:, channel] = solution[:, 0]
+            skin_colour = observed.median(dim=0).values.clamp(0.02, 0.95)
+            params.albedo[:] = skin_colour
+            # Residuals scale with exposure: the robust scale is relative to the skin's brightness.
+            self.sigma = self.settings.robust_scale * float(skin_colour.norm())
+            basis = sh_basis(rendering.normals[skin]) * lambert_factors(device=observed.device)  # (N, 9)
+            regions = rendering.regions[skin]  # (N, k)
+            weights = torch.ones(len(observed), device=observed.device)
+            for factor in INITIAL_SCALE_FACTORS:
+                root_w = weights.sqrt()[:, None]
+                pixel_albedo = regions @ params.albedo  # (N, 3)
+                for channel in range(3):
+                    design = basis * pixel_albedo[:, channel:channel + 1]
+                    params.sh[:, channel] = _weighted_lstsq(design, observed[:, channel], root_w)
+                shade = basis @ params.sh  # (N, 3)
+                for channel in range(3):
+                    design = regions * shade[:, channel:channel + 1]
+                    params.albedo[:, channel] = _weighted_lstsq(design, observed[:, channel], root_w).clamp(0.01, 1.0)
+                residual2 = ((regions @ params.albedo) * shade - observed).pow(2).sum(-1)
+                weights = self._robust_weights(residual2, factor)
 
     def inlier_weight_at(self, params: FitParameters, view: View, image_size: tuple[int, int]) -> np.ndarray:
-        """(H, W) float32: the final robust weights of the crop, resampled into the photo's pixels."""
+        """(H, W) float32: the final robust weights resampled into the photo's pixels.
+
+        Pixels the term did not compare (outside the photometric parts or the crop) have no evidence
+        of being outliers and get 1; callers multiply by the face mask.
+        """
         with torch.no_grad():
             rendering = self.render(params, view)
-            weights = self._robust_weights(self._residual2(rendering.colour)) * rendering.skin
+            weights = self._outlier_weights(self._residual2(rendering.colour), rendering.skin)
+            weights = torch.where(rendering.skin, weights, torch.ones_like(weights))
         crop = cv2.resize(weights.cpu().numpy().astype(np.float32), (self.side, self.side),
                           interpolation=cv2.INTER_LINEAR)
         width, height = image_size
-        out = np.zeros((height, width), np.float32)
+        out = np.ones((height, width), np.float32)
         xs, ys = max(self.x0, 0), max(self.y0, 0)
         xe, ye = min(self.x0 + self.side, width), min(self.y0 + self.side, height)
         if xe > xs and ye > ys:
             out[ys:ye, xs:xe] = crop[ys - self.y0:ye - self.y0, xs - self.x0:xe - self.x0]
-        return out
+        return np.clip(out, 0.0, 1.0)
+
+
+def _weighted_lstsq(design: torch.Tensor, target: torch.Tensor, root_weights: torch.Tensor) -> torch.Tensor:
+    """argmin_x sum_i w_i (design_i . x - target_i)^2 for design (N, k), target (N,), sqrt(w) (N, 1).
+
+    Normal equations in float64 with numpy's einsum (plain loops, no BLAS): BLAS/LAPACK kernels may
+    round differently from call to call, and the fit must repeat exactly.
+    """
+    a = (design * root_weights).detach().cpu().numpy().astype(np.float64)
+    b = (target[:, None] * root_weights).detach().cpu().numpy().astype(np.float64)[:, 0]
+    normal = np.einsum("ni,nj->ij", a, a, optimize=False)
+    rhs = np.einsum("ni,n->i", a, b, optimize=False)
+    ridge = 1e-9 * np.trace(normal) / len(normal) * np.eye(len(normal))  # keeps rank-deficient cases solvable
+    solution = np.linalg.solve(normal + ridge, rhs)
+    return torch.tensor(solution, dtype=design.dtype, device=design.device)
