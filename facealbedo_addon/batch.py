@@ -106,7 +106,7 @@ def process_photo(photo: Path, args: argparse.Namespace, python: Path) -> Summar
             path = scene_file(args.output, photo.stem, fmt)
             export_scene(path, fmt)
             files.append(path.name)
-    except (importer.ResultError, RuntimeError, OSError) as exc:
+    except importer.IMPORT_ERRORS as exc:
         return SummaryRow(str(photo), "IMPORT_FAILED", str(exc), str(outcome.result),
                           seconds=round(time.monotonic() - started, 2))
     return SummaryRow(str(photo), "OK", "existing result reused" if reused else "", str(outcome.result), ";".join(files),

@@ -17,6 +17,8 @@ from . import relight
 from .result import (ALBEDO_PATTERN, HEAD_OBJ, Blendshapes, ObjMesh, ResultError, ResultFolder,
                      arkit_name, open_result, read_obj, read_shapes, to_blender_axes)
 
+IMPORT_ERRORS = (ResultError, RuntimeError, OSError, ValueError, KeyError, IndexError, TypeError)
+"""What a damaged result folder can raise during import; callers turn these into one report line."""
 FITTED_EXPRESSION_KEY = "FittedExpression"
 """Shape key holding head.obj's fitted pose over the neutral identity (value 1 on import)."""
 
@@ -266,4 +268,4 @@ def import_result(folder: Path | str, context: bpy.types.Context | None = None,
     return ImportedFace(collection=collection, head=head, camera=camera, world=world, result=result)
 
 
-__all__ = ["ImportedFace", "ResultError", "import_result", "material_kind", "FITTED_EXPRESSION_KEY"]
+__all__ = ["ImportedFace", "IMPORT_ERRORS", "ResultError", "import_result", "material_kind", "FITTED_EXPRESSION_KEY"]

@@ -9,7 +9,6 @@ from typing import Protocol
 import bpy
 
 from . import importer, preferences, properties, relight, runner
-from .result import ResultError
 
 TIMER_SECONDS = 0.2
 
@@ -77,7 +76,7 @@ class ReconstructJob:
             return
         try:
             self.imported = importer.import_result(outcome.result, context, photo_name=self.photo.stem)
-        except (ResultError, RuntimeError, OSError) as exc:
+        except importer.IMPORT_ERRORS as exc:
             self.state, self.message = self.FAILED, f"Cannot import the result {outcome.result}: {exc}"
             end_progress(context, self.message)
             return
@@ -247,7 +246,7 @@ class FACEALBEDO_OT_import_result(bpy.types.Operator):
             return {"CANCELLED"}
         try:
             face = importer.import_result(folder, context)
-        except (ResultError, RuntimeError, OSError) as exc:
+        except importer.IMPORT_ERRORS as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         context.scene.facealbedo.last_result = str(face.result.folder)
