@@ -107,9 +107,11 @@ def process_photo(photo: Path, args: argparse.Namespace, python: Path) -> Summar
             export_scene(path, fmt)
             files.append(path.name)
     except importer.IMPORT_ERRORS as exc:
-        return SummaryRow(str(photo), "IMPORT_FAILED", str(exc), str(outcome.result),
+        return SummaryRow(str(photo), "IMPORT_FAILED", importer.describe_import_error(outcome.result, exc),
+                          str(outcome.result),
                           seconds=round(time.monotonic() - started, 2))
-    return SummaryRow(str(photo), "OK", "existing result reused" if reused else "", str(outcome.result), ";".join(files),
+    note = "existing result reused" if reused else ""
+    return SummaryRow(str(photo), "OK", note, str(outcome.result), ";".join(files),
                       round(time.monotonic() - started, 2))
 
 

@@ -2,8 +2,9 @@
 
 The mesh is built from arrays (`result.read_obj`) rather than by `bpy.ops.wm.obj_import` because
 (1) the shape keys (blendshapes.npz, or head.glb's morph targets) address vertices by id, and
-building the mesh ourselves keeps head.obj's vertex order by construction; (2) it needs no operator context, so it runs the same in the UI,
-in background mode and from batch.py; (3) `foreach_set` on whole arrays is fast (26k vertices, 57 keys).
+building the mesh ourselves keeps head.obj's vertex order by construction; (2) it needs no operator
+context, so it runs the same in the UI, in background mode and from batch.py; (3) `foreach_set` on
+whole arrays is fast (25k vertices, 57 keys).
 """
 from __future__ import annotations
 
@@ -20,6 +21,13 @@ from .result import (ALBEDO_PATTERN, HEAD_OBJ, Blendshapes, ObjMesh, ResultError
 IMPORT_ERRORS = (ResultError, RuntimeError, OSError, ValueError, KeyError, IndexError, TypeError)
 """What a damaged result folder can raise during import; callers turn these into one report line."""
 FITTED_EXPRESSION_KEY = "FittedExpression"
+
+
+def describe_import_error(folder: Path | str, error: Exception) -> str:
+    """One line for the user about a failed import (ResultError messages already say what to do)."""
+    if isinstance(error, ResultError):
+        return str(error)
+    return f"cannot import {folder}: the result is damaged ({type(error).__name__}: {error}); reconstruct again"
 """Shape key holding head.obj's fitted pose over the neutral identity (value 1 on import)."""
 
 
@@ -248,6 +256,15 @@ def import_camera(result: ResultFolder, collection: bpy.types.Collection, scene:
     return camera
 
 
+def remove_collection(collection: bpy.types.Collection) -> None:
+    """Delete a collection with its objects and child collections."""
+    for obj in list(collection.all_objects):
+        bpy.data.objects.remove(obj, do_unlink=True)
+    for child in list(collection.children_recursive):
+        bpy.data.collections.remove(child)
+    bpy.data.collections.remove(collection)
+
+
 def import_result(folder: Path | str, context: bpy.types.Context | None = None,
                   photo_name: str | None = None) -> ImportedFace:
     """Import a result folder into the current scene, in one new collection named after the photo.
@@ -259,13 +276,18 @@ def import_result(folder: Path | str, context: bpy.types.Context | None = None,
     result = open_result(folder)
     collection = bpy.data.collections.new(photo_name or result.stem)
     scene.collection.children.link(collection)
-    head = import_head(result, collection)
-    camera = import_camera(result, collection, scene)
-    world = relight.photo_world(result.stem, result.environment)
+    try:
+        head = import_head(result, collection)
+        camera = import_camera(result, collection, scene)
+        world = relight.photo_world(result.stem, result.environment)
+    except IMPORT_ERRORS:
+        remove_collection(collection)  # a failed import leaves nothing in the scene
+        raise
     collection["facealbedo_result"] = str(result.folder)
     collection["facealbedo_world"] = world.name
     relight.apply_preset(scene, collection, relight.PHOTO)
     return ImportedFace(collection=collection, head=head, camera=camera, world=world, result=result)
 
 
-__all__ = ["ImportedFace", "IMPORT_ERRORS", "ResultError", "import_result", "material_kind", "FITTED_EXPRESSION_KEY"]
+__all__ = ["FITTED_EXPRESSION_KEY", "IMPORT_ERRORS", "ImportedFace", "ResultError", "describe_import_error",
+           "import_result", "material_kind"]

@@ -77,7 +77,7 @@ class ReconstructJob:
         try:
             self.imported = importer.import_result(outcome.result, context, photo_name=self.photo.stem)
         except importer.IMPORT_ERRORS as exc:
-            self.state, self.message = self.FAILED, f"Cannot import the result {outcome.result}: {exc}"
+            self.state, self.message = self.FAILED, importer.describe_import_error(outcome.result, exc)
             end_progress(context, self.message)
             return
         context.scene.facealbedo.last_result = str(outcome.result)
@@ -247,7 +247,7 @@ class FACEALBEDO_OT_import_result(bpy.types.Operator):
         try:
             face = importer.import_result(folder, context)
         except importer.IMPORT_ERRORS as exc:
-            self.report({"ERROR"}, str(exc))
+            self.report({"ERROR"}, importer.describe_import_error(folder, exc))
             return {"CANCELLED"}
         context.scene.facealbedo.last_result = str(face.result.folder)
         self.report({"INFO"}, f"Imported '{face.collection.name}'")

@@ -327,7 +327,8 @@ def summary_lines(manifest: dict) -> list[str]:
     detector = manifest.get("detector")
     detector = detector.get("name") if isinstance(detector, dict) else detector
     albedo = manifest.get("albedo") if isinstance(manifest.get("albedo"), dict) else {}
-    details = [f"landmarks: {detector}" if detector else "", f"albedo: {albedo['source']}" if "source" in albedo else "",
+    details = [f"landmarks: {detector}" if detector else "",
+               f"albedo: {albedo['source']}" if "source" in albedo else "",
                f"{albedo['resolution']} px" if "resolution" in albedo else ""]
     if any(details):
         lines.append(", ".join(d for d in details if d))

@@ -7,6 +7,7 @@ FACEALBEDO_TEST_PHOTO (a dev photo for the operator), FACEALBEDO_TEST_NO_FACE, F
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -265,6 +266,14 @@ def test_import_face_result_operator(addon, empty_scene, tmp_path, face_model):
     with pytest.raises(RuntimeError) as error:
         bpy.ops.facealbedo.import_result(directory=str(tmp_path))
     assert "not a complete FaceAlbedo result" in str(error.value)
+    damaged = write_synthetic_result(tmp_path, face_model, stem="damaged")
+    camera = json.loads((damaged / "camera.json").read_text())
+    del camera["blender"]["lens_mm"]
+    (damaged / "camera.json").write_text(json.dumps(camera))
+    with pytest.raises(RuntimeError) as error:  # one report line, not a traceback
+        bpy.ops.facealbedo.import_result(directory=str(damaged))
+    assert "lens_mm" in str(error.value) and "Traceback" not in str(error.value)
+    assert "damaged" not in bpy.data.collections  # the half-made import was removed
 
 
 class RecordingLayout:

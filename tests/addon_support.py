@@ -45,7 +45,8 @@ def write_synthetic_result(out_dir: Path, model: FaceModel, photo: Path | None =
              deltas_m=model.expression_basis_cm[:, :mesh.n_vertices] / 100.0,
              names=np.array(model.expression_names), weights=weights)
     for tile in (1001, 1002):
-        write_srgb_png(folder / f"albedo.{tile}.png", np.broadcast_to(np.float32(SKIN_LINEAR), (tile_size, tile_size, 3)))
+        flat = np.broadcast_to(np.float32(SKIN_LINEAR), (tile_size, tile_size, 3))
+        write_srgb_png(folder / f"albedo.{tile}.png", flat)
     write_srgb_png(folder / "visibility.1001.png", np.ones((tile_size, tile_size, 3), np.float32))
     camera = frontal_camera(model.neutral_cm[:9409].mean(axis=0))
     (folder / "camera.json").write_text(json.dumps(camera_json(camera)))
