@@ -29,6 +29,9 @@ PHOTOMETRIC_PARTS = ("narrow_face",)
 """Parts whose pixels the photometric term compares: the face without its sides (hair, ears, neck)."""
 MASK_PARTS = ("face",)
 """Parts whose visible pixels make FaceFit.face_mask."""
+CHEEK_LANDMARKS = ((1, 2, 3, 48, 31, 40, 41, 36), (15, 14, 13, 54, 35, 47, 46, 45))
+"""Outlines of the two cheeks (iBUG indices): skin that hair, glasses and beards cover least often, where
+the skin colour and the first lighting are measured before the rest of the face is trusted."""
 INITIAL_SCALE_FACTORS = (4.0, 2.0, 1.0)
 """Robust scales (x robust_scale) of the reweighted least-squares rounds that start lighting and albedo."""
 CROP_MARGIN = 1.7
@@ -94,6 +97,15 @@ def _cut(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
     return out
 
 
+def _cheek_mask(landmarks_px: np.ndarray, origin_px: tuple[int, int], scale: float, size: int) -> np.ndarray:
+    """(size, size) bool: the cheek polygons of CHEEK_LANDMARKS in the crop's pixels."""
+    crop_points = (landmarks_px - np.array(origin_px) + 0.5) * scale - 0.5
+    canvas = np.zeros((size, size), np.uint8)
+    polygons = [np.round(crop_points[list(ids)]).astype(np.int32) for ids in CHEEK_LANDMARKS]
+    cv2.fillPoly(canvas, polygons, 1)
+    return canvas.astype(bool)
+
+
 class PhotometricTerm:
     """Renders the skin into the face crop and scores it against the photo robustly."""
 
@@ -109,6 +121,7 @@ class PhotometricTerm:
         self.image = torch.tensor(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), device=device)
         self.in_photo = torch.tensor(cv2.resize(inside, (size, size), interpolation=cv2.INTER_AREA) > 0.99,
                                      device=device)
+        self.cheeks = torch.tensor(_cheek_mask(landmarks_px, (self.x0, self.y0), self.scale, size), device=device)
         self.mesh = RenderMesh(model, device)
         self.shape = MorphableSubset(model, self.mesh.vertex_ids, settings.identity_modes, device)
         self.region_weights = torch.tensor(albedo_regions(model)[self.mesh.vertex_ids], device=device)  # (S, k)
@@ -194,13 +207,16 @@ class PhotometricTerm:
             observed = self.image[skin]  # (N, 3)
             if len(observed) < 20:
                 return
-            skin_colour = observed.median(dim=0).values.clamp(0.02, 0.95)
+            cheeks = self.cheeks[skin]
+            if int(cheeks.sum()) < 20:
+                cheeks = torch.ones_like(cheeks)
+            skin_colour = observed[cheeks].median(dim=0).values.clamp(0.02, 0.95)
             params.albedo[:] = skin_colour
             # Residuals scale with exposure: the robust scale is relative to the skin's brightness.
             self.sigma = self.settings.robust_scale * float(skin_colour.norm())
             basis = sh_basis(rendering.normals[skin]) * lambert_factors(device=observed.device)  # (N, 9)
             regions = rendering.regions[skin]  # (N, k)
-            weights = torch.ones(len(observed), device=observed.device)
+            weights = cheeks.to(observed.dtype)  # the first round trusts the cheeks only
             for factor in INITIAL_SCALE_FACTORS:
                 root_w = weights.sqrt()[:, None]
                 pixel_albedo = regions @ params.albedo  # (N, 3)
