@@ -7,6 +7,7 @@ to keep the tests fast; the prior stage refits the global light itself.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -130,7 +131,7 @@ def test_visibility_is_zero_where_hidden(turned_scene, face_model):
     half = Photo(image_linear=np.zeros((384, 192, 3), np.float32), texture_linear=np.zeros((384, 192, 3), np.float32),
                  original_size=(192, 384))
     cropped_fit = synthetic_fit(face_model, 35.0, size=(192, 384))
-    cropped_fit = FaceFit(**{**cropped_fit.__dict__, "camera": Camera(**{**cropped_fit.camera.__dict__, "cx": 191.5})})
+    cropped_fit = dataclasses.replace(cropped_fit, camera=dataclasses.replace(cropped_fit.camera, cx=191.5))
     cropped = unwrap(half, cropped_fit, face_model, 64)
     full = unwrap(half, synthetic_fit(face_model, 35.0), face_model, 64)
     assert 0 < (cropped.visibility > 0).sum() < 0.75 * (full.visibility > 0).sum()
