@@ -64,9 +64,10 @@ LIGHT_SPREAD = 0.5
 """Prior std of each SH coefficient about the fit's lighting, relative to the DC term."""
 ROBUST_SCALE = 0.25
 """Relative residual at which a texel's weight halves (Cauchy re-weighting)."""
-ALBEDO_CEILING = 0.75
+ALBEDO_CEILING = 0.6
 """The brightest fitted albedo (99th percentile over the fitted texels, any channel) may be at most this: a
-light whose scale would need brighter skin is scaled up instead (real albedo stays well below 1)."""
+light whose scale would need brighter skin is scaled up instead (measured skin albedo stays below ~0.6 in
+linear RGB, and the de-lit photo may be brighter than the prior by AGREEMENT_RATIO without clipping)."""
 MIN_FIT_VISIBILITY = 0.2
 """Texels less visible than this (at the fit resolution) do not enter the fit."""
 LUMINANCE = np.array([0.2126, 0.7152, 0.0722])
