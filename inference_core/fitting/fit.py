@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from inference_core.errors import ErrorCode, FaceAlbedoError
 from inference_core.facemodel import FaceModel
 from inference_core.facemodel.regions import ALBEDO_REGIONS
 from inference_core.fitting.initial_pose import initial_pose, prior_focal_px
@@ -95,46 +96,64 @@ def fit(photo: Photo, landmarks: Landmarks, model: FaceModel, settings: FitSetti
         device: str = "cpu", progress: ProgressCallback = ignore_progress, seed: int = 0) -> FaceFit:
     """Fit identity, expression, pose, focal length, SH lighting and region albedo to one face.
 
-    Deterministic for a given seed (nothing is random today; the seed keeps it so if that changes).
     Landmarks are in the processing pixels of `photo.image_linear`; so is the returned camera.
+    Deterministic: the same inputs and seed give bit-identical results (nothing is drawn at random
+    today; the seed keeps that so if it changes, without touching the caller's random state).
     """
     settings = settings or FitSettings()
-    torch.manual_seed(seed)
-    objective = _Objective(photo, landmarks, model, settings, device)
+    _check_landmarks(landmarks, photo)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        objective = _Objective(photo, landmarks, model, settings, device)
+        params = _start(objective, landmarks, model, photo, settings, device)
+        total_steps = settings.rigid_iterations + settings.landmark_iterations + (
+            settings.photometric_iterations if settings.photometric else 0)
+        done = [0]
+
+        def report(message: str) -> Callable[[int], None]:
+            def on_step(_: int) -> None:
+                done[0] += 1
+                if done[0] % 10 == 0:
+                    progress(STAGE, done[0] / total_steps, message)
+            return on_step
+
+        lr = settings.learning_rate
+        _optimise(params, objective, RIGID_UNKNOWNS, settings.rigid_iterations, lr, report("fitting head pose"))
+        _optimise(params, objective, SHAPE_UNKNOWNS, settings.landmark_iterations, lr, report("fitting shape"))
+        if settings.photometric:
+            term = PhotometricTerm(photo, landmarks.points, model, settings, device)
+            term.initialise_appearance(params, objective.view(params))
+            objective.photometric_term = term
+            objective.albedo_reference = params.albedo.detach().clone()
+            _optimise(params, objective, ALL_UNKNOWNS, settings.photometric_iterations, lr,
+                      report("fitting shape, lighting and skin colour"), settings.photometric_geometry_rate)
+        progress(STAGE, 1.0, "fitted")
+        return _face_fit(params, objective, model, photo, device)
+
+
+def _check_landmarks(landmarks: Landmarks, photo: Photo) -> None:
+    """FIT_FAILED unless there are 68 finite points spread over more than a few pixels."""
+    points = np.asarray(landmarks.points)
+    if points.shape != (68, 2) or not np.all(np.isfinite(points)):
+        raise FaceAlbedoError(ErrorCode.FIT_FAILED,
+                              f"expected 68 finite landmarks (iBUG order), got an array of shape {points.shape}; "
+                              "detect them with inference_core.landmarks.detect")
+    if np.ptp(points, axis=0).min() < 4:
+        raise FaceAlbedoError(ErrorCode.FIT_FAILED, "the landmarks span less than 4 pixels: the face is too small "
+                              f"to fit in this {photo.size[0]}x{photo.size[1]} photo")
+
+
+def _start(objective: _Objective, landmarks: Landmarks, model: FaceModel, photo: Photo, settings: FitSettings,
+           device: str) -> FitParameters:
+    """Mean head at the closed-form pose of the landmarks, prior focal length, neutral appearance."""
     rotation, translation = initial_pose(landmarks.points, model, photo.size, objective.prior_focal)
     face_angle = objective.landmark_term.face_size_px / objective.prior_focal
-    params = FitParameters.start(settings.identity_modes, len(ALBEDO_REGIONS), rotation, translation, face_angle,
-                                 device)
-
-    total_steps = settings.rigid_iterations + settings.landmark_iterations + (
-        settings.photometric_iterations if settings.photometric else 0)
-    done = [0]
-
-    def report(message: str) -> Callable[[int], None]:
-        def on_step(_: int) -> None:
-            done[0] += 1
-            if done[0] % 10 == 0:
-                progress(STAGE, done[0] / total_steps, message)
-        return on_step
-
-    lr = settings.learning_rate
-    _optimise(params, objective, RIGID_UNKNOWNS, settings.rigid_iterations, lr, report("fitting head pose"))
-    _optimise(params, objective, SHAPE_UNKNOWNS, settings.landmark_iterations, lr, report("fitting shape"))
-    if settings.photometric:
-        term = PhotometricTerm(photo, landmarks.points, model, settings, device)
-        with torch.no_grad():
-            view = objective.view(params)
-            term.initialise_appearance(params, view)
-        objective.photometric_term = term
-        objective.albedo_reference = params.albedo.detach().clone()
-        _optimise(params, objective, ALL_UNKNOWNS, settings.photometric_iterations, lr,
-                  report("fitting shape, lighting and skin colour"), settings.photometric_geometry_rate)
-    progress(STAGE, 1.0, "fitted")
-    return _face_fit(params, objective, model, photo, settings, device)
+    return FitParameters.start(settings.identity_modes, len(ALBEDO_REGIONS), rotation, translation, face_angle,
+                               device)
 
 
 def _face_fit(params: FitParameters, objective: _Objective, model: FaceModel, photo: Photo,
-              settings: FitSettings, device: str) -> FaceFit:
+              device: str) -> FaceFit:
     """The FaceFit of the final parameters: full-head vertices, masks, residuals and their history."""
     with torch.no_grad():
         view = objective.view(params)

@@ -19,8 +19,8 @@ from inference_core.facemodel.regions import albedo_regions
 from inference_core.fitting.parameters import FitParameters, MorphableSubset, View
 from inference_core.fitting.settings import FitSettings
 from inference_core.render.interpolate import barycentrics, interpolate
-from inference_core.render.rasterize import rasterize
-from inference_core.render.sh import sh_basis, lambert_factors, shading
+from inference_core.render.rasterize import Fragments, rasterize
+from inference_core.render.sh import lambert_factors, sh_basis, shading
 from inference_core.values import Photo
 
 RENDERED_PARTS = ("face", "head_neck", "eyeball_left", "eyeball_right")
@@ -51,7 +51,7 @@ class RenderMesh:
         skin = np.isin(triangle_ids, model.part_triangles(*skin_parts))
         self.is_skin = torch.tensor(skin, device=device)  # (F,) per rendered triangle
 
-    def skin_pixels(self, fragments) -> torch.Tensor:
+    def skin_pixels(self, fragments: Fragments) -> torch.Tensor:
         """(H, W) bool: pixels whose visible triangle is skin."""
         tri = fragments.triangle_id
         return (tri >= 0) & self.is_skin[tri.clamp_min(0)]
@@ -112,7 +112,6 @@ class PhotometricTerm:
     def __init__(self, photo: Photo, landmarks_px: np.ndarray, model: FaceModel, settings: FitSettings,
                  device: str):
         self.settings = settings
-        self.device = device
         size = settings.crop_size_px
         self.x0, self.y0, self.side = _crop_box(landmarks_px)
         self.scale = size / self.side
@@ -127,7 +126,8 @@ class PhotometricTerm:
         self.region_weights = torch.tensor(albedo_regions(model)[self.mesh.vertex_ids], device=device)  # (S, k)
         self.weights = torch.ones(size, size, device=device)  # IRLS weights per crop pixel
         self.calls = 0
-        self.sigma = settings.robust_scale * 0.5  # replaced once the skin colour is known
+        # Geman-McClure scale in linear RGB; initialise_appearance() sets it relative to the skin colour.
+        self.sigma = settings.robust_scale * 0.5
         self.last_robust_value = float("nan")
 
     def render(self, params: FitParameters, view: View) -> Rendering:
