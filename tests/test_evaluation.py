@@ -275,7 +275,7 @@ def test_runner_ranks_stages_and_report_flags_a_worse_later_stage(face_model, tm
 
 SMALL_SET = ("aflw2000/image00081.jpg", "aflw2000/image00081.mat",
              "lighting/yaleB23/yaleB23_P00A+000E+00.pgm", "lighting/yaleB23/yaleB23_P00A+035E+15.pgm")
-QUICK_SETTINGS = ("fit.rigid_iterations=20", "fit.landmark_iterations=40", "fit.photometric_iterations=20",
+QUICK_SETTINGS = ("fit.rigid_iterations=20", "fit.landmark_iterations=40", "fit.photometric_iterations=10",
                   "refine.iterations=30")
 """Fewer iterations than the product's, to keep this test within its time budget on 2 shared cores."""
 
