@@ -64,9 +64,10 @@ class FitParameters:
         return torch.stack([self.translation[0] * scale, self.translation[1] * scale, depth])
 
     def clamp_(self) -> None:
-        """Project onto the feasible set after an optimiser step: expression weights in [0, 1]."""
+        """Project onto the feasible set after an optimiser step: expression weights and albedo in [0, 1]."""
         with torch.no_grad():
             self.expression.clamp_(0.0, 1.0)
+            self.albedo.clamp_(0.0, 1.0)
 
 
 class MorphableSubset:

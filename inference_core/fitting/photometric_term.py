@@ -17,6 +17,7 @@ from inference_core.facemodel import FaceModel
 from inference_core.facemodel.geometry import vertex_normals
 from inference_core.facemodel.regions import albedo_regions
 from inference_core.fitting.parameters import FitParameters, MorphableSubset, View
+from inference_core.fitting.priors import make_shading_nonnegative_
 from inference_core.fitting.settings import FitSettings
 from inference_core.render.interpolate import barycentrics, interpolate
 from inference_core.render.rasterize import Fragments, rasterize
@@ -33,6 +34,9 @@ CHEEK_LANDMARKS = ((1, 2, 3, 48, 31, 40, 41, 36), (15, 14, 13, 54, 35, 47, 46, 4
 """Outlines of the two cheeks (iBUG indices): skin that hair, glasses and beards cover least often, where
 the skin colour and the first lighting are measured before the rest of the face is trusted."""
 INITIAL_SCALE_FACTORS = (4.0, 2.0, 1.0)
+SH_RIDGE = (0.0, 0.05, 0.05, 0.05, 0.2, 0.2, 0.2, 0.2, 0.2)
+"""Relative ridge on each SH coefficient in the first lighting solve: free ambient, mild directional
+light, stronger damping of band 2, so that a skin patch cannot be explained by a wild rim light."""
 """Robust scales (x robust_scale) of the reweighted least-squares rounds that start lighting and albedo."""
 CROP_MARGIN = 1.7
 """Crop side in units of the landmark box's longer side: the whole face with the forehead."""
@@ -198,8 +202,9 @@ class PhotometricTerm:
 
         The albedo-lighting scale is ambiguous: the skin albedo starts at the photo's median skin colour,
         so that the fitted light keeps about the photo's exposure (a white surface facing it is near 1).
-        Each round solves the SH with the albedo fixed (linear, per channel), then the region colours with
-        the shading fixed (linear), weighting pixels by Geman-McClure at the round's scale.
+        Each round solves the SH with the albedo fixed (linear, per channel; then lifted to light no
+        direction negatively), then the lip and brow colours with the shading fixed (linear), weighting
+        pixels by Geman-McClure at the round's scale.
         """
         with torch.no_grad():
             rendering = self.render(params, view)
@@ -222,11 +227,14 @@ class PhotometricTerm:
                 pixel_albedo = regions @ params.albedo  # (N, 3)
                 for channel in range(3):
                     design = basis * pixel_albedo[:, channel:channel + 1]
-                    params.sh[:, channel] = _weighted_lstsq(design, observed[:, channel], root_w)
+                    params.sh[:, channel] = _weighted_lstsq(design, observed[:, channel], root_w, SH_RIDGE)
+                make_shading_nonnegative_(params.sh)
                 shade = basis @ params.sh  # (N, 3)
-                for channel in range(3):
-                    design = regions * shade[:, channel:channel + 1]
-                    params.albedo[:, channel] = _weighted_lstsq(design, observed[:, channel], root_w).clamp(0.01, 1.0)
+                for channel in range(3):  # lips and brows; the skin colour stays, it fixes the scale
+                    skin_part = regions[:, 0] * shade[:, channel] * params.albedo[0, channel]
+                    design = regions[:, 1:] * shade[:, channel:channel + 1]
+                    solution = _weighted_lstsq(design, observed[:, channel] - skin_part, root_w)
+                    params.albedo[1:, channel] = solution.clamp(0.01, 1.0)
                 residual2 = ((regions @ params.albedo) * shade - observed).pow(2).sum(-1)
                 weights = self._robust_weights(residual2, factor)
 
@@ -251,8 +259,10 @@ class PhotometricTerm:
         return np.clip(out, 0.0, 1.0)
 
 
-def _weighted_lstsq(design: torch.Tensor, target: torch.Tensor, root_weights: torch.Tensor) -> torch.Tensor:
-    """argmin_x sum_i w_i (design_i . x - target_i)^2 for design (N, k), target (N,), sqrt(w) (N, 1).
+def _weighted_lstsq(design: torch.Tensor, target: torch.Tensor, root_weights: torch.Tensor,
+                    ridge: tuple[float, ...] | None = None) -> torch.Tensor:
+    """argmin_x sum_i w_i (design_i . x - target_i)^2 + sum_j ridge_j s x_j^2 for design (N, k), target
+    (N,), sqrt(w) (N, 1), with s the mean diagonal of the normal matrix (so ridges are relative).
 
     Normal equations in float64 with numpy's einsum (plain loops, no BLAS): BLAS/LAPACK kernels may
     round differently from call to call, and the fit must repeat exactly.
@@ -261,6 +271,6 @@ def _weighted_lstsq(design: torch.Tensor, target: torch.Tensor, root_weights: to
     b = (target[:, None] * root_weights).detach().cpu().numpy().astype(np.float64)[:, 0]
     normal = np.einsum("ni,nj->ij", a, a, optimize=False)
     rhs = np.einsum("ni,n->i", a, b, optimize=False)
-    ridge = 1e-9 * np.trace(normal) / len(normal) * np.eye(len(normal))  # keeps rank-deficient cases solvable
-    solution = np.linalg.solve(normal + ridge, rhs)
+    relative = np.full(len(normal), 1e-9) if ridge is None else np.maximum(np.asarray(ridge, np.float64), 1e-9)
+    solution = np.linalg.solve(normal + np.diag(relative * np.trace(normal) / len(normal)), rhs)
     return torch.tensor(solution, dtype=design.dtype, device=design.device)

@@ -1,10 +1,36 @@
 """Priors on the fit's unknowns: keep shape, expression, focal length, albedo and lighting plausible."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from inference_core.fitting.parameters import FitParameters
 from inference_core.fitting.settings import FitSettings
+from inference_core.render.sh import shading
+
+SPHERE_SAMPLES = 256
+
+
+def sphere_directions(samples: int = SPHERE_SAMPLES, device: torch.device | str | None = None) -> torch.Tensor:
+    """(samples, 3) unit vectors spread evenly over the sphere (Fibonacci spiral)."""
+    i = torch.arange(samples, dtype=torch.float32, device=device)
+    z = 1 - 2 * (i + 0.5) / samples
+    r = torch.sqrt(1 - z * z)
+    angle = math.pi * (3 - math.sqrt(5)) * i
+    return torch.stack([r * torch.cos(angle), r * torch.sin(angle), z], dim=-1)
+
+
+def negative_shading(sh: torch.Tensor) -> torch.Tensor:
+    """Mean squared negative part of the shading E/pi over all directions: 0 for any physical light."""
+    return torch.relu(-shading(sphere_directions(device=sh.device), sh)).pow(2).mean() * 100.0
+
+
+def make_shading_nonnegative_(sh: torch.Tensor) -> None:
+    """Raise the ambient coefficient (in place) until no direction receives negative light."""
+    with torch.no_grad():
+        lowest = shading(sphere_directions(device=sh.device), sh).amin(0)  # (3,)
+        sh[0] += torch.relu(-lowest) / 0.282095  # the ambient term's shading is c0 * Y00
 
 
 def prior_terms(params: FitParameters, settings: FitSettings, albedo_reference: torch.Tensor | None
@@ -15,7 +41,8 @@ def prior_terms(params: FitParameters, settings: FitSettings, albedo_reference: 
     (neutral unless the landmarks say otherwise); focal: squared log focal ratio over its sigma;
     albedo: squared distance of the region colours from `albedo_reference` (k, 3) (the albedo-lighting
     scale is ambiguous, so the albedo stays near the first estimate); lighting: energy of the non-ambient
-    SH coefficients relative to the ambient one (no wild lights to explain hair or shadows).
+    SH coefficients relative to the ambient one (no wild lights to explain hair or shadows), plus any
+    negative light (a physical environment lights every direction with >= 0).
     """
     terms = {
         "identity_prior": (settings.identity_prior_weight, params.identity.pow(2).sum()),
@@ -25,5 +52,6 @@ def prior_terms(params: FitParameters, settings: FitSettings, albedo_reference: 
     if albedo_reference is not None:
         terms["albedo_prior"] = (settings.albedo_prior_weight, (params.albedo - albedo_reference).pow(2).sum())
         ambient = params.sh[0].detach().abs().mean().clamp_min(1e-3)
-        terms["lighting_prior"] = (settings.lighting_prior_weight, (params.sh[1:] / ambient).pow(2).sum())
+        directional = (params.sh[1:] / ambient).pow(2).sum()
+        terms["lighting_prior"] = (settings.lighting_prior_weight, directional + negative_shading(params.sh))
     return terms

@@ -39,7 +39,7 @@ class FitSettings:
     identity_prior_weight: float = 0.05
     expression_prior_weight: float = 0.05
     albedo_prior_weight: float = 1.0
-    lighting_prior_weight: float = 2e-3
+    lighting_prior_weight: float = 0.05
 
     photometric: bool = True
     """Fit lighting and albedo to the skin pixels (and let them pull on shape and pose)."""
