@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 BASIS_DESCRIPTION = (
@@ -57,17 +58,22 @@ def shading(normals: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
     return (basis[..., :, None] * sh).sum(-2)
 
 
+def fibonacci_sphere(count: int) -> np.ndarray:
+    """(count, 3) float64 unit vectors spread evenly over the sphere (Fibonacci spiral), z from +1 to -1."""
+    i = np.arange(count) + 0.5
+    z = 1 - 2 * i / count
+    r = np.sqrt(1 - z * z)
+    angle = math.pi * (3 - math.sqrt(5)) * i
+    return np.stack([r * np.cos(angle), r * np.sin(angle), z], axis=-1)
+
+
 def rotate_sh(sh: torch.Tensor, rotation: torch.Tensor, samples: int = 256) -> torch.Tensor:
     """SH coefficients (9, 3) of radiance L expressed in a frame rotated by `rotation`.
 
     Returns c' with L'(d) = L(rotation @ d): exact for bands 0-2, which rotations keep closed, found by
     least squares on a fixed spherical design of directions.
     """
-    golden = math.pi * (3 - math.sqrt(5))
-    i = torch.arange(samples, dtype=torch.float64)
-    z = 1 - 2 * (i + 0.5) / samples
-    r = torch.sqrt(1 - z * z)
-    dirs = torch.stack([r * torch.cos(golden * i), r * torch.sin(golden * i), z], dim=-1)
+    dirs = torch.from_numpy(fibonacci_sphere(samples))
     rotated = dirs @ rotation.to(torch.float64).T
     target = sh_basis(rotated) @ sh.to(torch.float64)
     solution = torch.linalg.lstsq(sh_basis(dirs), target).solution

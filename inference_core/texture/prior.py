@@ -6,6 +6,9 @@ robust (Cauchy) re-weighting so that hair, glasses and cast shadows do not pull 
 downsampled texel grid (the prior only explains low frequencies). The albedo is linear in its
 coefficients: per-region colours (regions.py) or a learned PCA basis (pca.py) when one is available.
 
+Light: a non-negative mix of smooth light lobes (`solve_light`), so that it is a physical environment that
+Blender's World can reproduce and that cannot explain albedo by negative light.
+
 Scale: albedo x light has one global scale ambiguity. It is fixed by keeping the light's peak shading
 over the directions that face the camera equal to that of the fit's lighting (`FaceFit.sh_camera`): a
 lamp of a given strength gives the same peak wherever it stands, so one lamp moved around (Yale B) gives
@@ -18,13 +21,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import functools
+
 import cv2
 import numpy as np
+import scipy.optimize
 import torch
 
 from inference_core.errors import ErrorCode, FaceAlbedoError
 from inference_core.facemodel import FaceModel
-from inference_core.render.sh import AMBIENT_WHITE, lambert_factors, sh_basis
+from inference_core.render.sh import AMBIENT_WHITE, fibonacci_sphere, lambert_factors, sh_basis
 from inference_core.texture.completion import complete
 from inference_core.texture.pca import AlbedoBasis, default_basis_path, load_basis
 from inference_core.texture.regions import REGIONS, region_weights
@@ -71,6 +77,8 @@ linear RGB, and the de-lit photo may be brighter than the prior by AGREEMENT_RAT
 MIN_FIT_VISIBILITY = 0.2
 """Texels less visible than this (at the fit resolution) do not enter the fit."""
 LUMINANCE = np.array([0.2126, 0.7152, 0.0722])
+LIGHT_DIRECTIONS = 128
+"""Light lobes whose non-negative mix is the fitted light (evenly spread over the sphere)."""
 PEAK_DIRECTIONS = 400
 """Directions on the camera-facing hemisphere where the light's peak shading is looked for."""
 
@@ -219,12 +227,9 @@ def fit_albedo_and_light(data: FitData, albedo: LinearAlbedo, sh_start: np.ndarr
 
 
 def camera_facing_directions(count: int = PEAK_DIRECTIONS) -> np.ndarray:
-    """(count, 3) unit vectors spread evenly (Fibonacci) over the hemisphere facing the camera (z < 0)."""
-    i = np.arange(count) + 0.5
-    z = -i / count
-    radius = np.sqrt(1.0 - z * z)
-    angle = np.pi * (3.0 - np.sqrt(5.0)) * i
-    return np.stack([radius * np.cos(angle), radius * np.sin(angle), z], axis=1)
+    """(count, 3) unit vectors spread evenly over the hemisphere facing the camera (z < 0)."""
+    directions = fibonacci_sphere(2 * count)
+    return directions[directions[:, 2] < 0]
 
 
 def peak_shading(sh: np.ndarray) -> float:
@@ -254,11 +259,39 @@ def solve_albedo(data: FitData, components: np.ndarray, offset: np.ndarray, sh: 
 
 
 def solve_light(data: FitData, texel_albedo: np.ndarray, weight: np.ndarray, sh_start: np.ndarray) -> np.ndarray:
-    """(9, 3) SH radiance minimising the weighted photo residual for a fixed albedo, pulled to `sh_start`."""
-    design = data.sh_basis[:, None, :] * texel_albedo[:, :, None]  # (M, 3, 9)
+    """(9, 3) SH radiance minimising the weighted photo residual for a fixed albedo, pulled to `sh_start`.
+
+    The light is a non-negative mix (per channel) of LIGHT_DIRECTIONS smooth lobes that bands 0-2 hold
+    exactly, so its radiance is >= 0 in every direction: a physical environment, which the map exported
+    for Blender reproduces exactly. Non-negative least squares on the (J, J) triangular factor of
+    the normal equations keeps the solve small whatever the texel count.
+    """
+    lights = light_direction_basis()  # (J, 9): SH of a unit lobe around each direction
     scale = EFFECTIVE_SAMPLES / max(weight.sum(), 1e-9)
     spread = LIGHT_SPREAD * max(abs(sh_start[0] @ LUMINANCE), 1e-6)
-    ridge = (FIT_NOISE / spread) ** 2 * np.eye(9)
-    normal = scale * np.einsum("m,mci,mcj->cij", weight, design, design) + ridge  # (3, 9, 9)
-    rhs = scale * np.einsum("m,mci,mc->ci", weight, design, data.colour) + (ridge @ sh_start).T  # (3, 9)
-    return np.linalg.solve(normal, rhs[..., None])[..., 0].T
+    ridge = (FIT_NOISE / spread) ** 2
+    shading_per_light = data.sh_basis @ lights.T  # (M, J): shading of each lobe at each texel
+    sh = np.empty((9, 3))
+    for channel in range(3):
+        design = shading_per_light * texel_albedo[:, channel, None]
+        normal = scale * (design.T * weight) @ design + ridge * lights @ lights.T
+        rhs = scale * (design.T * weight) @ data.colour[:, channel] + ridge * lights @ sh_start[:, channel]
+        factor = np.linalg.cholesky(normal + 1e-9 * np.trace(normal) * np.eye(len(normal)))
+        intensities, _ = scipy.optimize.nnls(factor.T, np.linalg.solve(factor, rhs))
+        sh[:, channel] = lights.T @ intensities
+    return sh
+
+
+@functools.lru_cache(maxsize=1)
+def light_direction_basis() -> np.ndarray:
+    """(LIGHT_DIRECTIONS, 9) SH coefficients of the lobes ((1 + w.d) / 2)^2 around evenly spread directions d.
+
+    Each lobe is non-negative and a polynomial of degree 2 in w, so bands 0-2 hold it exactly: a
+    non-negative mix is a light whose SH radiance is itself >= 0 everywhere (Blender's World shows it
+    exactly). It is also the sharpest such lobe, so little directionality is lost.
+    """
+    centres = fibonacci_sphere(LIGHT_DIRECTIONS)
+    samples = fibonacci_sphere(4 * LIGHT_DIRECTIONS)
+    lobes = ((1.0 + samples @ centres.T) / 2.0) ** 2  # (S, J)
+    basis = sh_basis(torch.from_numpy(samples)).numpy()  # (S, 9)
+    return np.linalg.lstsq(basis, lobes, rcond=None)[0].T
