@@ -8,7 +8,7 @@ the 3D-consistent landmark vertices and for the jaw on the silhouette, and the h
 |pitch|, |yaw|, |roll| differences from `Pose_Para`, degrees). Also the same from ground-truth landmarks
 as input, which isolates the fitter from the detector. Saves benchmarks/results/fit.json.
 
-    FACEALBEDO_ASSETS=../shared/assets .venv/bin/python benchmarks/fit.py [--limit N] [--threads 2]
+    FACEALBEDO_ASSETS=../shared/assets .venv/bin/python benchmarks/fit.py [--limit N] [--threads 1]
 """
 from __future__ import annotations
 
@@ -108,7 +108,9 @@ def aflw_accuracy(folder: Path, model, use_ground_truth_input: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="time only the first N dev photos")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the target is for 2)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: the fit's tensors are small, and on a shared 2-core "
+                             "machine a second thread mostly spins; measured 2.0 s vs 5-17 s per photo)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_face_model()
