@@ -6,8 +6,8 @@ robust (Cauchy) re-weighting so that hair, glasses and cast shadows do not pull 
 downsampled texel grid (the prior only explains low frequencies). The albedo is linear in its
 coefficients: per-region colours (regions.py) or a learned PCA basis (pca.py) when one is available.
 
-Light: a non-negative mix of smooth light lobes (`solve_light`), so that it is a physical environment that
-Blender's World can reproduce and that cannot explain albedo by negative light.
+Light: constrained to non-negative irradiance for every surface orientation (`solve_light`), so that it
+cannot explain albedo by negative light and Blender's World can stand in for it.
 
 Scale: albedo x light has one global scale ambiguity. It is fixed by keeping the light's peak shading
 over the directions that face the camera equal to that of the fit's lighting (`FaceFit.sh_camera`): a
@@ -25,11 +25,11 @@ import functools
 
 import cv2
 import numpy as np
-import scipy.optimize
 import torch
 
 from inference_core.errors import ErrorCode, FaceAlbedoError
 from inference_core.facemodel import FaceModel
+from inference_core.facemodel.regions import ALBEDO_REGIONS
 from inference_core.render.sh import AMBIENT_WHITE, fibonacci_sphere, lambert_factors, sh_basis
 from inference_core.texture.completion import complete
 from inference_core.texture.pca import AlbedoBasis, default_basis_path, load_basis
@@ -62,6 +62,8 @@ REGION_PRIOR_COLOURS = np.array([
 """Linear-RGB colours each region is pulled towards where the photo says little (rows in REGIONS order)."""
 REGION_COLOUR_SPREAD = 0.25
 """Prior standard deviation of a region colour channel: wide, to admit every skin tone."""
+FITTED_COLOUR_SPREAD = 0.08
+"""Prior standard deviation about the colours the photometric fit measured on the skin."""
 FIT_NOISE = 0.03
 """Assumed std of the low-frequency model error (linear colour), weighing the priors against the photo."""
 EFFECTIVE_SAMPLES = 200.0
@@ -77,8 +79,9 @@ linear RGB, and the de-lit photo may be brighter than the prior by AGREEMENT_RAT
 MIN_FIT_VISIBILITY = 0.2
 """Texels less visible than this (at the fit resolution) do not enter the fit."""
 LUMINANCE = np.array([0.2126, 0.7152, 0.0722])
-LIGHT_DIRECTIONS = 128
-"""Light lobes whose non-negative mix is the fitted light (evenly spread over the sphere)."""
+CONSTRAINT_NORMALS = 200
+"""Normals, evenly spread, at which the fitted light must give non-negative irradiance."""
+NONNEGATIVE_ITERATIONS = 8
 PEAK_DIRECTIONS = 400
 """Directions on the camera-facing hemisphere where the light's peak shading is looked for."""
 
@@ -96,14 +99,30 @@ class LinearAlbedo:
         return self.offset + np.tensordot(coefficients, self.components, axes=1)
 
 
-def region_albedo(model: FaceModel, resolution: int) -> LinearAlbedo:
-    """One colour per region and channel: components (len(REGIONS) * 3, T, r, r, 3)."""
+def region_albedo(model: FaceModel, resolution: int, fitted_colours: np.ndarray | None = None) -> LinearAlbedo:
+    """One colour per region and channel: components (len(REGIONS) * 3, T, r, r, 3).
+
+    fitted_colours: the fit's photometric region colours (FaceFit.albedo_params, rows ALBEDO_REGIONS),
+    measured on the skin under the same light; they anchor the regions more tightly than the generic
+    colours, so hair, clothing and the neck's shadow cannot pull the skin colour away.
+    """
     weights = region_weights(model, resolution)  # (K, T, r, r)
     eye = np.eye(3, dtype=np.float32)
     components = (weights[:, None, ..., None] * eye[None, :, None, None, None, :]).reshape(-1, *weights.shape[1:], 3)
+    mean, spread = region_colour_prior(fitted_colours)
     return LinearAlbedo(offset=np.zeros(components.shape[1:], np.float32), components=components,
-                        prior_mean=REGION_PRIOR_COLOURS.reshape(-1),
-                        prior_std=np.full(components.shape[0], REGION_COLOUR_SPREAD, np.float32))
+                        prior_mean=mean.reshape(-1), prior_std=np.full(components.shape[0], spread, np.float32))
+
+
+def region_colour_prior(fitted_colours: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """((len(REGIONS), 3) prior colours, their std): the fit's measured colours when usable, else generic."""
+    colours = None if fitted_colours is None else np.asarray(fitted_colours, np.float32)
+    if colours is None or colours.shape != (len(ALBEDO_REGIONS), 3) or not np.all(np.isfinite(colours)) \
+            or colours.min() <= 0:
+        return REGION_PRIOR_COLOURS, REGION_COLOUR_SPREAD
+    by_name = dict(zip(ALBEDO_REGIONS, colours))
+    by_name.setdefault("eye_area", by_name["skin"])
+    return np.stack([by_name[name] for name in REGIONS]), FITTED_COLOUR_SPREAD
 
 
 def pca_albedo(basis: AlbedoBasis, resolution: int) -> LinearAlbedo:
@@ -139,7 +158,9 @@ class FitData:
         colour = resize_maps(uv.colour * visibility, resolution) / np.maximum(weight, 1e-6)
         covered = resize_maps(uv.coverage[..., None].astype(np.float32), resolution)
         normals = resize_maps(uv.normals_camera * uv.coverage[..., None], resolution) / np.maximum(covered, 1e-6)
-        texels = np.nonzero(weight.reshape(-1) >= MIN_FIT_VISIBILITY)[0]
+        face_tile = np.zeros(weight.shape[:3], bool)
+        face_tile[0] = True  # the head tile's skin is mostly under hair, collars and the jaw's shadow
+        texels = np.nonzero(((weight[..., 0] >= MIN_FIT_VISIBILITY) & face_tile).reshape(-1))[0]
         normals = normals.reshape(-1, 3)[texels].astype(np.float64)
         normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-9)
         basis = (sh_basis(torch.from_numpy(normals)) * lambert_factors(torch.float64)).numpy()
@@ -153,7 +174,8 @@ def prior_albedo(uv: UVTexture, fit: FaceFit, model: FaceModel, settings: PriorS
     resolution = uv.colour.shape[1]
     fit_resolution = min(settings.fit_resolution, resolution)
     basis = learned_basis(settings)
-    albedo_model = region_albedo(model, fit_resolution) if basis is None else pca_albedo(basis, fit_resolution)
+    albedo_model = (region_albedo(model, fit_resolution, fit.albedo_params) if basis is None
+                    else pca_albedo(basis, fit_resolution))
     data = FitData.from_texture(uv, fit_resolution)
     coefficients, sh = fit_albedo_and_light(data, albedo_model, starting_light(fit.sh_camera), settings.iterations)
     if basis is not None:
@@ -192,7 +214,7 @@ def learned_basis(settings: PriorSettings) -> AlbedoBasis | None:
 def starting_light(sh_camera: np.ndarray) -> np.ndarray:
     """(9, 3) the fit's lighting, or a uniform white light where the fit gives none with positive energy."""
     sh = np.asarray(sh_camera, np.float64)
-    if sh.shape == (9, 3) and np.all(np.isfinite(sh)) and peak_shading(sh) > 1e-6:
+    if sh.shape == (9, 3) and np.all(np.isfinite(sh)) and peak_shading(sh).min() > 1e-6:
         return sh.copy()
     light = np.zeros((9, 3))
     light[0] = AMBIENT_WHITE
@@ -203,7 +225,7 @@ def fit_albedo_and_light(data: FitData, albedo: LinearAlbedo, sh_start: np.ndarr
                          iterations: int = PriorSettings.iterations) -> tuple[np.ndarray, np.ndarray]:
     """Alternating robust weighted least squares: ((K,) albedo coefficients, (9, 3) SH radiance).
 
-    The light's peak shading stays that of `sh_start` (the scale convention, see the module docstring)
+    The light's peak shading per channel stays that of `sh_start` (the scale and colour convention, see the module docstring)
     unless the albedo would then exceed ALBEDO_CEILING; the last step is an albedo solve, so the returned
     pair is consistent.
     """
@@ -218,7 +240,7 @@ def fit_albedo_and_light(data: FitData, albedo: LinearAlbedo, sh_start: np.ndarr
         coefficients = solve_albedo(data, components, offset, sh, weight, albedo)
         texel_albedo = offset + np.einsum("mkc,k->mc", components, coefficients)
         sh = solve_light(data, texel_albedo, weight, sh_start)
-        sh *= target_peak / max(peak_shading(sh), 1e-6 * target_peak)
+        sh *= target_peak / np.maximum(peak_shading(sh), 1e-6 * target_peak)
         weight = data.weight * robust_weight(data.colour, texel_albedo * (data.sh_basis @ sh))
     brightest = float(np.percentile(texel_albedo, 99)) if len(texel_albedo) else 0.0
     sh *= max(1.0, brightest / ALBEDO_CEILING)
@@ -232,11 +254,15 @@ def camera_facing_directions(count: int = PEAK_DIRECTIONS) -> np.ndarray:
     return directions[directions[:, 2] < 0]
 
 
-def peak_shading(sh: np.ndarray) -> float:
-    """Largest luminance of shading E/pi under SH radiance `sh` (9, 3) over camera-facing normals."""
+def peak_shading(sh: np.ndarray) -> np.ndarray:
+    """(3,) largest shading E/pi per colour channel under SH radiance `sh` (9, 3) over camera-facing normals.
+
+    Kept per channel, so the light's colour stays the fit's: albedo x light is ambiguous per channel, and
+    left free the light drifts to a strong tint that the albedo then cancels with the opposite one.
+    """
     directions = torch.from_numpy(camera_facing_directions())
     basis = (sh_basis(directions) * lambert_factors(torch.float64)).numpy()
-    return float((basis @ sh @ LUMINANCE).max())
+    return (basis @ sh).max(0)
 
 
 def robust_weight(observed: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -261,37 +287,31 @@ def solve_albedo(data: FitData, components: np.ndarray, offset: np.ndarray, sh: 
 def solve_light(data: FitData, texel_albedo: np.ndarray, weight: np.ndarray, sh_start: np.ndarray) -> np.ndarray:
     """(9, 3) SH radiance minimising the weighted photo residual for a fixed albedo, pulled to `sh_start`.
 
-    The light is a non-negative mix (per channel) of LIGHT_DIRECTIONS smooth lobes that bands 0-2 hold
-    exactly, so its radiance is >= 0 in every direction: a physical environment, which the map exported
-    for Blender reproduces exactly. Non-negative least squares on the (J, J) triangular factor of
-    the normal equations keeps the solve small whatever the texel count.
+    Constrained so that no surface orientation receives negative irradiance (a light that darkens is not
+    a light; it would also make the albedo absorb the difference and the World map unable to show it):
+    violated normals are added as stiff penalty rows until none is left (a small active-set loop).
     """
-    lights = light_direction_basis()  # (J, 9): SH of a unit lobe around each direction
+    design = data.sh_basis[:, None, :] * texel_albedo[:, :, None]  # (M, 3, 9)
     scale = EFFECTIVE_SAMPLES / max(weight.sum(), 1e-9)
     spread = LIGHT_SPREAD * max(abs(sh_start[0] @ LUMINANCE), 1e-6)
-    ridge = (FIT_NOISE / spread) ** 2
-    shading_per_light = data.sh_basis @ lights.T  # (M, J): shading of each lobe at each texel
-    sh = np.empty((9, 3))
-    for channel in range(3):
-        design = shading_per_light * texel_albedo[:, channel, None]
-        normal = scale * (design.T * weight) @ design + ridge * lights @ lights.T
-        rhs = scale * (design.T * weight) @ data.colour[:, channel] + ridge * lights @ sh_start[:, channel]
-        factor = np.linalg.cholesky(normal + 1e-9 * np.trace(normal) * np.eye(len(normal)))
-        intensities, _ = scipy.optimize.nnls(factor.T, np.linalg.solve(factor, rhs))
-        sh[:, channel] = lights.T @ intensities
-    return sh
+    ridge = (FIT_NOISE / spread) ** 2 * np.eye(9)
+    normal = scale * np.einsum("m,mci,mcj->cij", weight, design, design) + ridge  # (3, 9, 9)
+    rhs = scale * np.einsum("m,mci,mc->ci", weight, design, data.colour) + (ridge @ sh_start).T  # (3, 9)
+    constraint = irradiance_basis()  # (N, 9): shading E/pi at evenly spread normals
+    stiffness = 1e4 * np.trace(normal, axis1=1, axis2=2)[:, None, None] / len(constraint)
+    active = np.zeros((3, len(constraint)), bool)
+    for _ in range(NONNEGATIVE_ITERATIONS):
+        penalty = np.einsum("cn,ni,nj->cij", active.astype(float), constraint, constraint)
+        sh = np.linalg.solve(normal + stiffness * penalty, rhs[..., None])[..., 0]  # (3, 9)
+        violated = (sh @ constraint.T) < -1e-6 * np.abs(sh[:, :1])
+        if not (violated & ~active).any():
+            break
+        active |= violated
+    return sh.T
 
 
 @functools.lru_cache(maxsize=1)
-def light_direction_basis() -> np.ndarray:
-    """(LIGHT_DIRECTIONS, 9) SH coefficients of the lobes ((1 + w.d) / 2)^2 around evenly spread directions d.
-
-    Each lobe is non-negative and a polynomial of degree 2 in w, so bands 0-2 hold it exactly: a
-    non-negative mix is a light whose SH radiance is itself >= 0 everywhere (Blender's World shows it
-    exactly). It is also the sharpest such lobe, so little directionality is lost.
-    """
-    centres = fibonacci_sphere(LIGHT_DIRECTIONS)
-    samples = fibonacci_sphere(4 * LIGHT_DIRECTIONS)
-    lobes = ((1.0 + samples @ centres.T) / 2.0) ** 2  # (S, J)
-    basis = sh_basis(torch.from_numpy(samples)).numpy()  # (S, 9)
-    return np.linalg.lstsq(basis, lobes, rcond=None)[0].T
+def irradiance_basis() -> np.ndarray:
+    """(N, 9) factors that turn SH radiance into shading E/pi at evenly spread normals."""
+    normals = torch.from_numpy(fibonacci_sphere(CONSTRAINT_NORMALS))
+    return (sh_basis(normals) * lambert_factors(torch.float64)).numpy()
