@@ -75,15 +75,6 @@ def result_name(photo: str | Path | Photo, name: str | None) -> str:
     return Path(path).stem if path is not None else "photo"
 
 
-def _refine_module():
-    """inference_core.refine when it is installed, else None (the prior's albedo is shipped)."""
-    try:
-        from inference_core import refine
-    except ImportError:
-        return None
-    return refine if hasattr(refine, "refine") else None
-
-
 def _prepare_output(photo: str | Path | Photo, out: str | Path, name: str | None, overwrite: bool, quality: str,
                     resolution: int) -> tuple[Path, str]:
     """Check the request and the output folder before any expensive import or stage: (out root, result name)."""
@@ -132,6 +123,7 @@ def reconstruct(photo: str | Path | Photo, out: str | Path = "out", *, resolutio
     from inference_core.export import write_result
     from inference_core.facemodel import load_face_model
     from inference_core.fitting import FitSettings, fit
+    from inference_core.refine import RefineSettings, refine
 
     device = resolve_device(device)
     progress = progress or ignore_progress
@@ -149,13 +141,13 @@ def reconstruct(photo: str | Path | Photo, out: str | Path = "out", *, resolutio
     prior = clock.run("prior", "estimating the prior albedo",
                       lambda: texture.prior_albedo(uv, fitted, model, prior_settings))
     refined = None
-    if quality == "full" and (refine_module := _refine_module()) is not None:
-        refine_settings = refine_settings or refine_module.RefineSettings()
+    if quality == "full":
+        refine_settings = refine_settings or RefineSettings()
         if weights is not None:
             refine_settings = dataclasses.replace(refine_settings, weights=Path(weights))
         refined = clock.run("refine", "refining albedo and illumination",
-                            lambda: refine_module.refine(uv, prior, fitted, model, refine_settings, device=device,
-                                                         progress=progress))
+                            lambda: refine(uv, prior, fitted, model, refine_settings, device=device,
+                                           progress=progress))
     settings = {"resolution": resolution, "device": device, "detector": detector, "face_index": face_index,
                 "quality": quality, "weights": None if weights is None else str(weights),
                 "refine": refined is not None}
