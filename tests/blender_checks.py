@@ -20,7 +20,7 @@ import numpy as np
 from bpy_extras.object_utils import world_to_camera_view
 
 SPHERE_PIXELS = 48
-SPHERE_SAMPLES = 64
+SPHERE_SAMPLES = 256
 ORTHO_SCALE = 2.2
 
 

@@ -130,4 +130,4 @@ def check_blender_report(report: dict, result: "Path", fit_landmarks_original: n
             relative = np.abs(rendered.mean(0) - expected.mean(0)) / expected.mean(0)
             assert relative.max() < 0.05, (side, relative)
             per_pixel = np.abs(rendered - expected).mean() / expected.mean()
-            assert per_pixel < 0.05, (side, per_pixel)  # Monte Carlo noise of 64 samples included
+            assert per_pixel < 0.05, (side, per_pixel)  # Monte Carlo noise of SPHERE_SAMPLES samples included
