@@ -142,7 +142,8 @@ def test_glb_has_tiles_materials_and_expression_morph_targets(result, values, fa
 
 def test_sh_with_negative_lobes_gets_a_non_negative_environment_close_in_front():
     """Radiance SH that dips below zero (no light can) gets a fitted non-negative map, its fidelity reported."""
-    from inference_core.export.lighting import environment_image, environment_irradiance, fibonacci_sphere, radiance
+    from inference_core.export.lighting import environment_image, environment_irradiance, radiance
+    from inference_core.render.sh import fibonacci_sphere
 
     sh = np.zeros((9, 3))
     sh[0], sh[3], sh[6] = [1.0, 0.9, 0.8], 0.3, -1.0  # radiance < 0 towards +-Z, irradiance > 0 everywhere

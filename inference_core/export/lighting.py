@@ -14,6 +14,7 @@ import torch
 
 from inference_core.export.camera import OBJ_TO_BLENDER
 from inference_core.render import sh as sh_module
+from inference_core.render.sh import fibonacci_sphere
 
 FORMAT = "facealbedo.lighting/1"
 ENVIRONMENT_SIZE = (256, 128)
@@ -90,15 +91,6 @@ def equirect_solid_angles(width: int, height: int) -> np.ndarray:
     """(H,) solid angle (sr) of one pixel in each row of an equirectangular image (row 0 = top)."""
     elevation = (0.5 - (np.arange(height) + 0.5) / height) * math.pi
     return np.cos(elevation) * (2 * math.pi / width) * (math.pi / height)
-
-
-def fibonacci_sphere(count: int) -> np.ndarray:
-    """(count, 3) nearly uniform unit vectors."""
-    golden = math.pi * (3 - math.sqrt(5))
-    i = np.arange(count)
-    z = 1 - 2 * (i + 0.5) / count
-    r = np.sqrt(1 - z * z)
-    return np.stack([r * np.cos(golden * i), r * np.sin(golden * i), z], -1)
 
 
 QUADRATURE_SIZE = (64, 32)

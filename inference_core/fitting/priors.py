@@ -1,24 +1,19 @@
 """Priors on the fit's unknowns: keep shape, expression, focal length, albedo and lighting plausible."""
 from __future__ import annotations
 
-import math
 
 import torch
 
 from inference_core.fitting.parameters import FitParameters
 from inference_core.fitting.settings import FitSettings
-from inference_core.render.sh import shading
+from inference_core.render.sh import fibonacci_sphere, shading
 
 SPHERE_SAMPLES = 256
 
 
 def sphere_directions(samples: int = SPHERE_SAMPLES, device: torch.device | str | None = None) -> torch.Tensor:
-    """(samples, 3) unit vectors spread evenly over the sphere (Fibonacci spiral)."""
-    i = torch.arange(samples, dtype=torch.float32, device=device)
-    z = 1 - 2 * (i + 0.5) / samples
-    r = torch.sqrt(1 - z * z)
-    angle = math.pi * (3 - math.sqrt(5)) * i
-    return torch.stack([r * torch.cos(angle), r * torch.sin(angle), z], dim=-1)
+    """(samples, 3) float32 unit vectors spread evenly over the sphere (Fibonacci spiral)."""
+    return torch.from_numpy(fibonacci_sphere(samples)).to(device=device, dtype=torch.float32)
 
 
 def negative_shading(sh: torch.Tensor) -> torch.Tensor:
