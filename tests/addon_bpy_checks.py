@@ -163,7 +163,7 @@ def test_installed_operator_reconstructs_a_dev_photo(addon, empty_scene):
     assert {"eye", "teeth", "gums"} <= {m.name.split()[-1] for m in mesh.materials}
     camera = scene.camera
     assert camera is not None and camera.name in collection.objects
-    assert Path(camera.data.background_images[0].image.filepath) == photo
+    assert Path(camera.data.background_images[0].image.filepath).resolve() == photo.resolve()
     environment = next(n for n in scene.world.node_tree.nodes if n.type == "TEX_ENVIRONMENT")
     assert Path(environment.image.filepath).name == "environment.hdr"
     result = Path(scene.facealbedo.last_result)
