@@ -63,10 +63,6 @@ def test_extension_installs_reconstructs_imports_and_relights(reconstructed_resu
     run_bpy_checks("not reproduces_the_photo", reconstructed_result, faces_dir, addon_out, "sandbox")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap (issue 6): about 10 dB, not 22 dB. The face itself matches (Cycles within a few percent of "
-    "the photo on the cheeks and nose), but visibility.1001.png still trusts texels of the forehead that "
-    "hair covers in the photo, where the bald head is compared with hair"))
 def test_cycles_render_under_the_imported_world_reproduces_the_photo(reconstructed_result, faces_dir, addon_out):
     """The loop closed: the imported head, camera and World render the photo back (PSNR in the face mask)."""
     run_bpy_checks("reproduces_the_photo", reconstructed_result, faces_dir, addon_out, "render_sandbox")

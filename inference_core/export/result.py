@@ -23,6 +23,7 @@ from inference_core.export.mesh import DROPPED_PARTS, export_mesh
 from inference_core.export.obj import write_mtl, write_obj
 from inference_core.facemodel import LANDMARK_VERTICES, FaceModel
 from inference_core.facemodel.geometry import vertex_normals
+from inference_core.texture.completion import SOURCE_SEEN
 from inference_core.values import Camera, FaceFit, Landmarks, Photo, PriorAlbedo, RefinedAlbedo, UVTexture
 
 CM_TO_M = 0.01
@@ -64,12 +65,22 @@ def _write_json(path: Path, document: dict) -> None:
         file.write("\n")
 
 
+def trusted_visibility(uv: UVTexture, prior: PriorAlbedo) -> np.ndarray:
+    """(T, R, R) the texel visibility where the prior stage kept the photo's colour, 0 where it did not.
+
+    The prior stage also rejects seen texels whose de-lit colour is far from skin (hair over the forehead,
+    collars, frames), so this is what the albedo really took from the photo: the map to compare a
+    re-render with.
+    """
+    return np.where(prior.source == SOURCE_SEEN, uv.visibility, 0.0).astype(np.float32)
+
+
 def _write_maps(folder: Path, uv: UVTexture, prior: PriorAlbedo, maps: FinalMaps) -> None:
     """Albedo tiles and the intermediate maps of the face tile (sRGB PNGs; visibility as grey)."""
     for index, tile in enumerate(prior.tiles):
         write_srgb_png(folder / f"albedo.{tile}.png", maps.albedo[index])
     write_srgb_png(folder / manifest.FILES["unwrapped"], uv.colour[0])
-    write_gray_png(folder / manifest.FILES["visibility"], uv.visibility[0])
+    write_gray_png(folder / manifest.FILES["visibility"], trusted_visibility(uv, prior)[0])
     write_srgb_png(folder / manifest.FILES["prior_albedo"], prior.parametric[0])
 
 
