@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from inference_core.device import resolve_device
 from inference_core.errors import ErrorCode, FaceAlbedoError
 from inference_core.export.folder import check_target_free, prepare_out_root, remove_stale_temp_folders
 from inference_core.export.manifest import result_paths
@@ -51,20 +52,6 @@ class ReconstructionResult:
         return cls(folder=folder, paths=result_paths(folder), seconds=document["seconds"],
                    residuals=document["residuals"], detector=document["detector"]["name"],
                    albedo_source=document["albedo"]["source"], manifest=document)
-
-
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when PyTorch sees a GPU, else 'cpu'; an unavailable 'cuda' is an error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise FaceAlbedoError(ErrorCode.DEVICE_UNAVAILABLE,
-                              "--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu or auto")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise FaceAlbedoError(ErrorCode.USAGE, f"unknown device {device!r}: use auto, cpu or cuda")
-    return device
 
 
 def result_name(photo: str | Path | Photo, name: str | None) -> str:

@@ -6,6 +6,7 @@ import shlex
 import sys
 
 from inference_core.cli import add_common_options
+from inference_core.device import resolve_device
 from inference_core.progress import ProgressCallback, json_progress
 
 DESCRIPTION = """\
@@ -41,14 +42,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _text_progress() -> ProgressCallback:
     def report(stage: str, fraction: float, message: str) -> None:
         print(f"[{fraction:4.0%}] {stage}: {message}", file=sys.stderr, flush=True)
@@ -74,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     command = _command_line(args)
     progress = json_progress() if args.progress_json else _text_progress()
     report = evaluate(args.set_dir, args.out, limit=args.limit, resolution=args.resolution,
-                      ablations=args.ablation, overrides=args.overrides, device=_resolve_device(args.device),
+                      ablations=args.ablation, overrides=args.overrides, device=resolve_device(args.device),
                       detector=args.detector, progress=progress, command=command)
     defaults = report["runs"]["defaults"]
     if args.progress_json:

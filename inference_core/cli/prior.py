@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from inference_core.fitting import FitSettings
-    from inference_core.pipeline import resolve_device
+    from inference_core.device import resolve_device
     from inference_core.texture.build import basis_from_photos, photos_in
     from inference_core.texture.pca import save_basis
 

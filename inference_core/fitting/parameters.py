@@ -8,6 +8,7 @@ import torch
 
 from inference_core.facemodel import FaceModel
 from inference_core.render.camera import axis_angle_to_matrix, matrix_to_axis_angle, project, to_camera
+from inference_core.render.sh import AMBIENT_WHITE
 
 
 @dataclass
@@ -38,7 +39,7 @@ class FitParameters:
 
         x, y, z = translation_cm
         sh = np.zeros((9, 3))
-        sh[0] = 1.0 / 0.282095  # shading E/pi = 1 (render.sh.AMBIENT_WHITE)
+        sh[0] = AMBIENT_WHITE  # shading E/pi = 1
         return cls(
             identity=leaf(np.zeros(n_identity)),
             expression=leaf(np.zeros(57)),

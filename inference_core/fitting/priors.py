@@ -6,7 +6,7 @@ import torch
 
 from inference_core.fitting.parameters import FitParameters
 from inference_core.fitting.settings import FitSettings
-from inference_core.render.sh import fibonacci_sphere, shading
+from inference_core.render.sh import AMBIENT_WHITE, fibonacci_sphere, shading
 
 SPHERE_SAMPLES = 256
 
@@ -25,7 +25,7 @@ def make_shading_nonnegative_(sh: torch.Tensor) -> None:
     """Raise the ambient coefficient (in place) until no direction receives negative light."""
     with torch.no_grad():
         lowest = shading(sphere_directions(device=sh.device), sh).amin(0)  # (3,)
-        sh[0] += torch.relu(-lowest) / 0.282095  # the ambient term's shading is c0 * Y00
+        sh[0] += torch.relu(-lowest) * AMBIENT_WHITE  # the ambient term's shading is c0 * Y00
 
 
 def prior_terms(params: FitParameters, settings: FitSettings, albedo_reference: torch.Tensor | None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from inference_core.errors import ErrorCode, FaceAlbedoError
+from inference_core.device import resolve_device
 from inference_core.facemodel import FaceModel
 from inference_core.progress import ProgressCallback, ignore_progress
 from inference_core.refine.illumination import resize_grid, sh_map, texel_shading, zero_grid
@@ -26,13 +26,8 @@ HEAD_TILE = 1002
 
 
 def torch_device(device: str) -> torch.device:
-    """'auto' | 'cpu' | 'cuda[:n]' -> a usable torch device (CUDA when 'auto' finds one)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise FaceAlbedoError(ErrorCode.DEVICE_UNAVAILABLE,
-                              "CUDA was asked for but PyTorch sees no CUDA device: use --device cpu")
-    return torch.device(device)
+    """'auto' | 'cpu' | 'cuda[:n]' -> a usable torch device (see `device.resolve_device`)."""
+    return torch.device(resolve_device(device))
 
 
 def initial_unknowns(work: RefineInputs, settings: RefineSettings,

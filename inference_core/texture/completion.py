@@ -17,6 +17,7 @@ import torch
 
 from inference_core.render.sh import shading
 from inference_core.texture.layout import mirror_texels
+from inference_core.texture.visibility import smoothstep
 from inference_core.values import UVTexture
 
 SOURCE_PRIOR, SOURCE_SEEN, SOURCE_MIRRORED = 0, 1, 2
@@ -75,8 +76,7 @@ def delit_texture(uv: UVTexture, parametric: np.ndarray, sh_camera: np.ndarray) 
 def agreement(log_ratio: np.ndarray) -> np.ndarray:
     """1 while |log ratio| is within log AGREEMENT_RATIO[0], smoothly 0 beyond log AGREEMENT_RATIO[1]."""
     low, high = np.log(AGREEMENT_RATIO)
-    t = np.clip((log_ratio - low) / (high - low), 0.0, 1.0)
-    return 1.0 - t * t * (3.0 - 2.0 * t)
+    return 1.0 - smoothstep(low, high, log_ratio)
 
 
 def _levels(size: int) -> int:

@@ -17,6 +17,7 @@ import torch
 
 from inference_core.facemodel import LANDMARK_VERTICES, FaceModel
 from inference_core.facemodel.geometry import vertex_normals
+from inference_core.texture.visibility import smoothstep
 from inference_core.texture.layout import _ByIdentity, texel_layout, tile_vertex_uvs, uv_to_texel
 
 REGIONS = ("skin", "lips", "brows", "eye_area")
@@ -48,8 +49,7 @@ NOSTRIL_MIN_UPWARD_NORMAL = 0.2
 def _smooth_inside(inside: np.ndarray, grow: float, fade: float, resolution: int) -> np.ndarray:
     """(R, R) float32: 1 within `grow` of a binary shape, smoothstep down to 0 over `fade` (UV units)."""
     distance = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5) / resolution
-    t = np.clip((distance - grow) / fade, 0.0, 1.0)
-    return (1.0 - t * t * (3.0 - 2.0 * t)).astype(np.float32)
+    return (1.0 - smoothstep(grow, grow + fade, distance)).astype(np.float32)
 
 
 def _landmark_texels(model: FaceModel, resolution: int, landmarks: range) -> np.ndarray:
