@@ -67,7 +67,6 @@ def single_photos(args: argparse.Namespace) -> dict:
     records = []
     with tempfile.TemporaryDirectory(prefix="e2e-") as out:
         for photo in photos:
-            name = f"{photo.parent.name}__{photo.stem}"
             status, wall, rss_mb, stdout = run_measured(
                 [sys.executable, "-m", "inference_core", "reconstruct", str(photo), "--out", out, "--progress-json",
                  "--resolution", str(args.resolution), "--device", args.device, "--overwrite"])

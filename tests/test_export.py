@@ -9,9 +9,8 @@ import os
 import numpy as np
 import pygltflib
 import pytest
-import torch
 
-from export_fixtures import check_blender_report, made_up_values, project_model, run_blender_checks
+from export_fixtures import check_blender_report, made_up_values, run_blender_checks
 from inference_core.errors import ErrorCode, FaceAlbedoError
 from inference_core.export import folder as folder_module
 from inference_core.export import manifest, write_result

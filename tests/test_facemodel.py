@@ -32,8 +32,9 @@ def test_mirror_map_maps_landmarks_to_their_partners(face_model):
     # iBUG pairs: jaw 0<->16, brows 17<->26, eye corners 36<->45, mouth corners 48<->54; nose 30 on the plane
     for a, b in [(0, 16), (17, 26), (36, 45), (48, 54)]:
         va, vb = LANDMARK_VERTICES[a], LANDMARK_VERTICES[b]
-        reflected = face_model.neutral_cm[mirror[va]]
-        assert np.allclose(reflected * [-1, 1, 1], face_model.neutral_cm[va], atol=1e-2)
+        partner = face_model.neutral_cm[mirror[va]]
+        assert np.allclose(partner * [-1, 1, 1], face_model.neutral_cm[va], atol=1e-2)
+        assert np.allclose(partner, face_model.neutral_cm[vb], atol=1e-2)  # the mirror is the iBUG partner
     skin = face_model.part_vertices("face")
     defined = skin[mirror[skin] >= 0]
     assert len(defined) > 0.99 * len(skin)

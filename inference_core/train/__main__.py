@@ -9,7 +9,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
 import torch.distributed as dist
 
 from inference_core.errors import ErrorCode, FaceAlbedoError
