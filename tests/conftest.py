@@ -10,7 +10,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 def _assets_root() -> Path:
-    root = Path(os.environ.get("FACEALBEDO_ASSETS", PROJECT.parent / "shared" / "assets"))
+    # Absolute, so that symlinks made in temporary folders and child processes in other folders find it.
+    root = Path(os.environ.get("FACEALBEDO_ASSETS", PROJECT.parent / "shared" / "assets")).resolve()
     if not (root / "ict_facekit").is_dir():
         # Never a silent skip: without the shared assets the tests cannot say anything.
         raise pytest.UsageError(
