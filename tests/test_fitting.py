@@ -27,6 +27,7 @@ from inference_core.values import Landmarks, Photo
 TURNED_FACES = ("dlib/2008_002079.jpg", "dlib/2007_007763.jpg")
 """Dev photos with the head turned about 50 degrees, one to each side."""
 OCCLUSION_PHOTO = "deca/alfw1.png"
+CLEAR_FOREHEAD_PHOTO = "face_recognition/obama.jpg"
 QUICK = FitSettings(rigid_iterations=10, landmark_iterations=20, photometric_iterations=10)
 
 
@@ -169,6 +170,45 @@ def test_occluder_gets_low_inlier_weight(dev_fits, face_model, one_thread):
     assert np.all((result.inlier_weight >= 0) & (result.inlier_weight <= 1))
     assert not result.inlier_weight[~result.face_mask].any()
     assert np.median(clean.inlier_weight[patch & clean.face_mask]) > 0.3  # the same cheek, unpainted
+
+
+def test_hair_over_the_top_of_the_forehead_is_an_outlier(faces_dir, face_model, one_thread):
+    """Dark hair painted over the forehead's top (beyond the compared parts) is marked an outlier too."""
+    photo = load_photo(faces_dir / "photos" / CLEAR_FOREHEAD_PHOTO)
+    landmarks = detect(photo)
+    clean = fit(photo, landmarks, face_model)
+    brows_top = landmarks.points[17:27, 1].min()
+    face_height = landmarks.points[8, 1] - brows_top
+    rows = np.arange(photo.size[1])[:, None] < brows_top - 0.3 * face_height
+    band = clean.face_mask & rows
+    image = photo.image_linear.copy()
+    image[band] = (0.07, 0.045, 0.03)  # dark brown hair
+    hair = Photo(image_linear=image, texture_linear=image, original_size=photo.original_size)
+    result = fit(hair, landmarks, face_model)
+    on_band = result.inlier_weight[band & result.face_mask]
+    assert on_band.size > 100
+    assert on_band.mean() < 0.3, on_band.mean()
+    assert np.median(clean.inlier_weight[band]) > 0.5  # the same forehead, unpainted, is skin
+
+
+def test_a_colour_cast_goes_to_the_albedo_not_the_light(dev_fits, face_model, one_thread):
+    """A warm white balance tints the fitted skin colour by its own ratios and leaves the light grey."""
+    photo, landmarks, clean = dev_fits[OCCLUSION_PHOTO]
+    cast = np.array([1.0, 0.7, 0.45], np.float32)
+    image = photo.image_linear * cast
+    warm = fit(Photo(image_linear=image, texture_linear=image, original_size=photo.original_size),
+               landmarks, face_model)
+    for result in (clean, warm):
+        peaks = _peak_shading(result.sh_camera)
+        assert peaks.max() / peaks.min() < 1.1, peaks
+    skin_ratio = warm.albedo_params[0] / clean.albedo_params[0]
+    np.testing.assert_allclose(skin_ratio / skin_ratio[0], cast, rtol=0.1)
+
+
+def _peak_shading(sh: np.ndarray) -> np.ndarray:
+    """(3,) brightest shading per channel over camera-facing normals."""
+    from inference_core.texture.prior import peak_shading
+    return peak_shading(sh.astype(np.float64))
 
 
 def test_face_fit_is_complete_and_deterministic(dev_fits, face_model, one_thread):

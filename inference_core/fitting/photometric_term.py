@@ -47,18 +47,19 @@ CROP_LIFT = 0.12
 class RenderMesh:
     """The rendered parts of the head as a compact mesh: its vertex ids and re-indexed triangles."""
 
-    def __init__(self, model: FaceModel, device: str, skin_parts: tuple[str, ...] = PHOTOMETRIC_PARTS):
+    def __init__(self, model: FaceModel, device: str):
         triangle_ids = model.part_triangles(*RENDERED_PARTS)
         triangles = model.triangles[triangle_ids]
         self.vertex_ids, compact = np.unique(triangles, return_inverse=True)
         self.triangles = torch.tensor(compact.reshape(-1, 3), device=device)
-        skin = np.isin(triangle_ids, model.part_triangles(*skin_parts))
+        skin = np.isin(triangle_ids, model.part_triangles(*PHOTOMETRIC_PARTS))
         self.is_skin = torch.tensor(skin, device=device)  # (F,) per rendered triangle
+        self.is_face = torch.tensor(np.isin(triangle_ids, model.part_triangles(*MASK_PARTS)), device=device)
 
-    def skin_pixels(self, fragments: Fragments) -> torch.Tensor:
-        """(H, W) bool: pixels whose visible triangle is skin."""
+    def skin_pixels(self, fragments: Fragments, whole_face: bool = False) -> torch.Tensor:
+        """(H, W) bool: pixels whose visible triangle is skin (of the whole face part with `whole_face`)."""
         tri = fragments.triangle_id
-        return (tri >= 0) & self.is_skin[tri.clamp_min(0)]
+        return (tri >= 0) & (self.is_face if whole_face else self.is_skin)[tri.clamp_min(0)]
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,10 @@ class Rendering:
 def face_mask_at(verts_cm: np.ndarray, model: FaceModel, view: View, image_size: tuple[int, int],
                  device: str) -> np.ndarray:
     """(H, W) bool: pixels of an image of `image_size` where the fitted face skin is visible."""
-    mesh = RenderMesh(model, device, MASK_PARTS)
+    mesh = RenderMesh(model, device)
     verts = torch.tensor(verts_cm[mesh.vertex_ids], device=device)
     fragments = rasterize(view.screen(verts), mesh.triangles, image_size)
-    return mesh.skin_pixels(fragments).cpu().numpy()
+    return mesh.skin_pixels(fragments, whole_face=True).cpu().numpy()
 
 
 def _crop_box(points_px: np.ndarray) -> tuple[int, int, int]:
@@ -134,8 +135,11 @@ class PhotometricTerm:
         self.sigma = settings.robust_scale * 0.5
         self.last_robust_value = float("nan")
 
-    def render(self, params: FitParameters, view: View) -> Rendering:
-        """The skin in the crop under the current parameters (differentiable colour)."""
+    def render(self, params: FitParameters, view: View, whole_face: bool = False) -> Rendering:
+        """The skin in the crop under the current parameters (differentiable colour).
+
+        `skin` covers the compared parts (PHOTOMETRIC_PARTS), or with `whole_face` the whole face mask.
+        """
         crop_view = view.cropped(self.scale, (self.x0, self.y0))
         verts = self.shape.vertices(params)
         screen = crop_view.screen(verts)
@@ -147,7 +151,7 @@ class PhotometricTerm:
         pixel_normals = torch.nn.functional.normalize(pixels[..., :3], dim=-1, eps=1e-9)
         regions = pixels[..., 3:]
         colour = (regions @ params.albedo) * shading(pixel_normals, params.sh)
-        skin = self.mesh.skin_pixels(fragments) & self.in_photo
+        skin = self.mesh.skin_pixels(fragments, whole_face) & self.in_photo
         return Rendering(colour=colour, regions=regions, normals=pixel_normals, skin=skin)
 
     def _residual2(self, colour: torch.Tensor) -> torch.Tensor:
@@ -202,8 +206,9 @@ class PhotometricTerm:
 
         The albedo-lighting scale is ambiguous: the skin albedo starts at the photo's median skin colour,
         so that the fitted light keeps about the photo's exposure (a white surface facing it is near 1).
-        Each round solves the SH with the albedo fixed (linear, per channel; then lifted to light no
-        direction negatively), then the lip and brow colours with the shading fixed (linear), weighting
+        Each round solves one grey SH light for all channels with the albedo fixed (linear; then lifted to
+        light no direction negatively: the photo's colour cast starts in the albedo, see
+        FitSettings.light_colour_weight), then the lip and brow colours with the shading fixed (linear), weighting
         pixels by Geman-McClure at the round's scale.
         """
         with torch.no_grad():
@@ -225,9 +230,9 @@ class PhotometricTerm:
             for factor in INITIAL_SCALE_FACTORS:
                 root_w = weights.sqrt()[:, None]
                 pixel_albedo = regions @ params.albedo  # (N, 3)
-                for channel in range(3):
-                    design = basis * pixel_albedo[:, channel:channel + 1]
-                    params.sh[:, channel] = _weighted_lstsq(design, observed[:, channel], root_w, SH_RIDGE)
+                design = torch.cat([basis * pixel_albedo[:, channel:channel + 1] for channel in range(3)])
+                grey_light = _weighted_lstsq(design, observed.T.reshape(-1), root_w.repeat(3, 1), SH_RIDGE)
+                params.sh[:] = grey_light[:, None]
                 make_shading_nonnegative_(params.sh)
                 shade = basis @ params.sh  # (N, 3)
                 for channel in range(3):  # lips and brows; the skin colour stays, it fixes the scale
@@ -241,11 +246,13 @@ class PhotometricTerm:
     def inlier_weight_at(self, params: FitParameters, view: View, image_size: tuple[int, int]) -> np.ndarray:
         """(H, W) float32: the final robust weights resampled into the photo's pixels.
 
-        Pixels the term did not compare (outside the photometric parts or the crop) have no evidence
-        of being outliers and get 1; callers multiply by the face mask.
+        Weighed over the whole face mask, not only the compared parts: the fitted skin colour and light
+        also predict the forehead's top and the face's sides, where hair and hats most often lie.
+        Pixels outside the crop have no evidence of being outliers and get 1; callers multiply by the
+        face mask.
         """
         with torch.no_grad():
-            rendering = self.render(params, view)
+            rendering = self.render(params, view, whole_face=True)
             weights = self._outlier_weights(self._residual2(rendering.colour), rendering.skin)
             weights = torch.where(rendering.skin, weights, torch.ones_like(weights))
         crop = cv2.resize(weights.cpu().numpy().astype(np.float32), (self.side, self.side),

@@ -37,7 +37,9 @@ def prior_terms(params: FitParameters, settings: FitSettings, albedo_reference: 
     albedo: squared distance of the region colours from `albedo_reference` (k, 3) (the albedo-lighting
     scale is ambiguous, so the albedo stays near the first estimate); lighting: energy of the non-ambient
     SH coefficients relative to the ambient one (no wild lights to explain hair or shadows), plus any
-    negative light (a physical environment lights every direction with >= 0).
+    negative light (a physical environment lights every direction with >= 0); light colour: each colour
+    channel's SH apart from the channels' mean, relative to the ambient term (the photo's colour cast
+    goes to the albedo unless the photo insists).
     """
     terms = {
         "identity_prior": (settings.identity_prior_weight, params.identity.pow(2).sum()),
@@ -49,4 +51,6 @@ def prior_terms(params: FitParameters, settings: FitSettings, albedo_reference: 
         ambient = params.sh[0].detach().abs().mean().clamp_min(1e-3)
         directional = (params.sh[1:] / ambient).pow(2).sum()
         terms["lighting_prior"] = (settings.lighting_prior_weight, directional + negative_shading(params.sh))
+        tint = params.sh - params.sh.mean(dim=1, keepdim=True)
+        terms["light_colour_prior"] = (settings.light_colour_weight, (tint / ambient).pow(2).sum())
     return terms

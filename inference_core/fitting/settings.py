@@ -40,6 +40,10 @@ class FitSettings:
     expression_prior_weight: float = 0.05
     albedo_prior_weight: float = 1.0
     lighting_prior_weight: float = 0.05
+    light_colour_weight: float = 10.0
+    """Weight of the pull of the three colour channels' lighting towards their mean (a grey light).
+    Skin colour and light colour trade off exactly per channel; left free, the light drifts to strong
+    tints (green light on an orange face) that the albedo then cancels with implausible colours."""
 
     photometric: bool = True
     """Fit lighting and albedo to the skin pixels (and let them pull on shape and pose)."""
