@@ -116,6 +116,30 @@ def test_unwrap_then_delight_returns_the_known_albedo(turned_scene):
     assert np.median(error) < 0.005 and np.percentile(error, 95) < 0.03
 
 
+def test_delit_skin_is_kept_when_a_channel_is_nearly_black_and_hair_is_not():
+    """A deep orange skin (blue near 0, noisy) agrees with its prior; a brown hair texel does not."""
+    from inference_core.render.sh import AMBIENT_WHITE
+    from inference_core.texture.completion import delit_texture
+    from inference_core.values import UVTexture
+
+    size = 16
+    rng = np.random.default_rng(0)
+    skin = np.broadcast_to(np.array([0.5, 0.15, 0.004], np.float32), (1, size, size, 3)).copy()
+    skin[..., 2] += rng.uniform(-0.004, 0.004, (1, size, size)).astype(np.float32)  # sensor noise
+    hair = (0, 0, slice(0, 4))
+    skin[hair] = (0.08, 0.05, 0.03)
+    normals = np.broadcast_to(np.array([0.0, 0.0, -1.0], np.float32), (1, size, size, 3)).copy()
+    light = np.zeros((9, 3), np.float32)
+    light[0] = AMBIENT_WHITE  # shading 1 everywhere: the de-lit texture is the colour itself
+    uv = UVTexture(colour=skin, visibility=np.ones((1, size, size), np.float32), normals_camera=normals,
+                   coverage=np.ones((1, size, size), bool), tiles=(1001,))
+    parametric = np.broadcast_to(np.array([0.5, 0.15, 0.004], np.float32), skin.shape)
+    delit, confidence = delit_texture(uv, parametric, light)
+    np.testing.assert_allclose(delit, skin, atol=1e-5)
+    assert confidence[0, 1:].min() > 0.99
+    assert confidence[hair].max() < 0.01
+
+
 def test_visibility_is_zero_where_hidden(turned_scene, face_model):
     fit, _, uv = turned_scene
     assert np.all((uv.visibility >= 0) & (uv.visibility <= 1)) and np.all(uv.visibility[~uv.coverage] == 0)

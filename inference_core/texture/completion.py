@@ -27,6 +27,9 @@ SOURCE_CONFIDENCE = 0.5
 AGREEMENT_RATIO = (1.7, 2.8)
 """De-lit / parametric ratio (either way, the worst colour channel) where a seen texel's confidence falls
 from 1 to 0: hair, clothing and frames differ from the skin prior by more than skin shades do."""
+CHANNEL_FLOOR = 0.1
+"""Channels darker than this fraction of the prior's brightest channel count as this dark when comparing:
+in a deep orange skin the blue channel is near 0, and its ratio would be noise."""
 MIN_SHADING_FRACTION = 0.1
 """Shading below this fraction of its median is too dark to divide by (confidence 0 there)."""
 COARSEST_BLEND_SIDE = 8
@@ -66,7 +69,8 @@ def delit_texture(uv: UVTexture, parametric: np.ndarray, sh_camera: np.ndarray) 
         floor = MIN_SHADING_FRACTION * max(float(np.median(luminance)), 1e-6)
         values = uv.colour.reshape(-1, 3)[seen] / np.maximum(shade, floor)
         prior = parametric.reshape(-1, 3)[seen]
-        log_ratio = np.abs(np.log(np.maximum(values, 1e-4) / np.maximum(prior, 1e-4))).max(-1)
+        dark = np.maximum(CHANNEL_FLOOR * prior.max(-1, keepdims=True), 1e-4)
+        log_ratio = np.abs(np.log(np.maximum(values, dark) / np.maximum(prior, dark))).max(-1)
         lit_enough = luminance > floor
         delit[seen] = np.where(lit_enough[:, None], values, 0.0)
         confidence[seen] = uv.visibility.reshape(-1)[seen] * lit_enough * agreement(log_ratio)
