@@ -29,10 +29,10 @@ class Ablation:
 
 
 ABLATIONS: dict[str, Ablation] = {
-    "photometric-fit": Ablation("fit with the robust photometric term on (landmarks only by default)",
-                                fit={"photometric": True, "robust": True}),
-    "photometric-fit-no-robust": Ablation("fit with the photometric term but no outlier down-weighting",
-                                          fit={"photometric": True, "robust": False}),
+    "no-robust-fit": Ablation("fit with the photometric term but no outlier down-weighting (hair, hands, "
+                              "shadows pull on the fit and stay trusted)", fit={"robust": False}),
+    "free-light-colour": Ablation("no pull of the fitted light towards grey (skin and light colour trade off "
+                                  "freely)", fit={"light_colour_weight": 0.0}),
     "no-photometric-fit": Ablation("fit to landmarks only (no photometric term)", fit={"photometric": False}),
     "identity-20": Ablation("20 instead of 60 identity modes", fit={"identity_modes": 20}),
     "no-symmetry": Ablation("completion without mirror symmetry (prior only where unseen)",

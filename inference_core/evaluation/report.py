@@ -242,7 +242,8 @@ def markdown(report: dict[str, Any], out_dir: Path) -> str:
              "raw = unwrapped photo texture used as albedo; prior = PriorAlbedo.completed; refined = "
              "RefinedAlbedo.albedo. Re-render figures compare albedo x shading with the photo on the "
              "trusted skin pixels (texel visibility and fit inlier weight >= 0.5; hair, glasses, hands and "
-             "grazing views left out), the 'whole face mask' PSNR on every fitted face pixel. "
+             "grazing views left out), the 'whole face mask' PSNR on every fitted face pixel (for reference, "
+             "never flagged: the raw texture copies the hair over a forehead, a de-lit albedo must not). "
              "↑ higher is better, ↓ lower is better.", ""]
     lines += _table(["metric", *stages], _stage_rows(run))
     share = run.get("trusted_share", {})
