@@ -189,6 +189,23 @@ def test_prior_recovers_region_colours_and_light(turned_scene, face_model):
     assert np.median(np.abs(prior.completed - albedo)[seen]) < 0.02
 
 
+def test_prior_light_keeps_its_colour_on_a_deep_orange_face(face_model):
+    """Colour the region albedo cannot explain (a deep orange skin, greener towards the chin) must stay in
+    the albedo: no channel's light may drift to a shape of its own (a tint wherever the light is not at
+    its peak). The light has one colour, as the fit's light has (slightly cool here)."""
+    light = np.outer([2.2, 0.45, -0.95, 0.85, 0.0, 0.0, 0.2, 0.0, 0.0], [0.95, 1.0, 1.1])
+    fit = synthetic_fit(face_model, 35.0, sh=light)
+    albedo = known_albedo(face_model) * np.array([1.0, 0.35, 0.03], np.float32)
+    rows = np.linspace(0.0, 1.0, R)[None, :, None]
+    albedo[..., 1] *= 0.6 + 0.8 * rows  # greener towards the chin (a beard shade): no region colour explains it
+    uv = unwrap(render(face_model, fit, albedo, light), fit, face_model, R)
+    prior = prior_albedo(uv, fit, face_model, PriorSettings(use_learned_basis=False))
+    normals = torch.from_numpy(uv.normals_camera[uv.visibility > 0.5].astype(np.float64))
+    fitted, true = (shading(normals, torch.from_numpy(sh.astype(np.float64))).numpy() for sh in (prior.sh_camera, light))
+    tint, true_tint = (light / light.mean(-1, keepdims=True) for light in (fitted, true))
+    assert np.percentile(np.abs(tint - true_tint), 95) < 0.01
+
+
 def test_profile_hidden_cheek_is_mirrored_from_the_seen_one(face_model):
     fit = synthetic_fit(face_model, 70.0)
     albedo = known_albedo(face_model)

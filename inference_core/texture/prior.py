@@ -290,27 +290,38 @@ def solve_albedo(data: FitData, components: np.ndarray, offset: np.ndarray, sh: 
 def solve_light(data: FitData, texel_albedo: np.ndarray, weight: np.ndarray, sh_start: np.ndarray) -> np.ndarray:
     """(9, 3) SH radiance minimising the weighted photo residual for a fixed albedo, pulled to `sh_start`.
 
+    One light shape for all channels, in the colour of `sh_start` (`light_colour`): a channel the skin
+    barely reflects (blue in a deep orange face) says little about the light and would otherwise drift
+    to its own shape, tinting the shading wherever it is not at its peak.
     Constrained so that no surface orientation receives negative irradiance (a light that darkens is not
     a light; it would also make the albedo absorb the difference and the World map unable to show it):
     violated normals are added as stiff penalty rows until none is left (a small active-set loop).
     """
-    design = data.sh_basis[:, None, :] * texel_albedo[:, :, None]  # (M, 3, 9)
+    colour = light_colour(sh_start)  # (3,)
+    design = data.sh_basis[:, None, :] * (texel_albedo * colour)[:, :, None]  # (M, 3, 9)
+    start_shape = (sh_start / colour).mean(1)  # (9,)
     scale = EFFECTIVE_SAMPLES / max(weight.sum(), 1e-9)
-    spread = LIGHT_SPREAD * max(abs(sh_start[0] @ LUMINANCE), 1e-6)
-    ridge = (FIT_NOISE / spread) ** 2 * np.eye(9)
-    normal = scale * np.einsum("m,mci,mcj->cij", weight, design, design) + ridge  # (3, 9, 9)
-    rhs = scale * np.einsum("m,mci,mc->ci", weight, design, data.colour) + (ridge @ sh_start).T  # (3, 9)
+    spread = LIGHT_SPREAD * max(abs(start_shape[0]), 1e-6)
+    ridge = 3 * (FIT_NOISE / spread) ** 2 * np.eye(9)  # three channels of evidence about one shape
+    normal = scale * np.einsum("m,mci,mcj->ij", weight, design, design) + ridge  # (9, 9)
+    rhs = scale * np.einsum("m,mci,mc->i", weight, design, data.colour) + ridge @ start_shape  # (9,)
     constraint = irradiance_basis()  # (N, 9): shading E/pi at evenly spread normals
-    stiffness = 1e4 * np.trace(normal, axis1=1, axis2=2)[:, None, None] / len(constraint)
-    active = np.zeros((3, len(constraint)), bool)
+    stiffness = 1e4 * np.trace(normal) / len(constraint)
+    active = np.zeros(len(constraint), bool)
     for _ in range(NONNEGATIVE_ITERATIONS):
-        penalty = np.einsum("cn,ni,nj->cij", active.astype(float), constraint, constraint)
-        sh = np.linalg.solve(normal + stiffness * penalty, rhs[..., None])[..., 0]  # (3, 9)
-        violated = (sh @ constraint.T) < -1e-6 * np.abs(sh[:, :1])
+        penalty = constraint[active].T @ constraint[active]
+        shape = np.linalg.solve(normal + stiffness * penalty, rhs)  # (9,)
+        violated = (constraint @ shape) < -1e-6 * abs(shape[0])
         if not (violated & ~active).any():
             break
         active |= violated
-    return sh.T
+    return shape[:, None] * colour[None, :]
+
+
+def light_colour(sh: np.ndarray) -> np.ndarray:
+    """(3,) the colour of SH radiance `sh` (9, 3): its ambient (band-0) terms over their mean (1, 1, 1 if grey)."""
+    ambient = np.maximum(np.abs(np.asarray(sh, np.float64)[0]), 1e-9)
+    return ambient / ambient.mean()
 
 
 @functools.lru_cache(maxsize=1)
