@@ -57,6 +57,46 @@ def test_local_shadow_moves_from_albedo_to_illumination(face, refined):
     np.testing.assert_allclose(darkening.numpy(), 1 - 0.45, atol=0.1)
 
 
+def test_a_shadow_kept_out_of_the_albedo_still_shapes_the_illumination(face):
+    """Where the prior stage rejected a deep shadow (and filled the albedo from the mirror), the shadow is
+    still seen: the illumination map must darken there while the albedo keeps the fill."""
+    import dataclasses
+
+    core = face.shadow > 0.5
+    mirror_fill = np.where(core[..., None], face.prior.completed[0][:, ::-1], face.prior.completed[0])
+    source = np.where(core, 2, face.prior.source[0]).astype(np.uint8)
+    prior = dataclasses.replace(face.prior, completed=np.stack([mirror_fill, face.prior.completed[1]]),
+                                source=np.stack([source, face.prior.source[1]]))
+    result = refine(face.uv, prior, None, None)
+    centre = np.unravel_index(np.argmax(face.shadow), face.shadow.shape)
+    normal = torch.from_numpy(face.uv.normals_camera[0][centre])
+    darkening = sh.shading(normal, torch.from_numpy(result.sh_map[centre])) / sh.shading(
+        normal, torch.from_numpy(result.sh_global))
+    np.testing.assert_allclose(darkening.numpy(), 1 - 0.45, atol=0.1)
+    filled = core & face.seen
+    assert albedo_error(result.albedo[0], face, filled) < 0.5 * albedo_error(face.prior.completed[0], face, filled)
+
+
+def test_hair_kept_out_of_the_albedo_does_not_tint_the_illumination(face):
+    """Ginger hair over a rejected patch may change the local light's brightness, never its hue."""
+    import dataclasses
+
+    u = np.linspace(0, 1, face.uv.colour.shape[1])
+    hair = face.seen & (u[:, None] < 0.3) & (u[None, :] > 0.35) & (u[None, :] < 0.65)  # forehead band
+    colour = face.uv.colour.copy()
+    colour[0][hair] = (0.5, 0.2, 0.05)  # about as bright as the skin there, far from its hue
+    source = np.where(hair, 0, face.prior.source[0]).astype(np.uint8)
+    uv = dataclasses.replace(face.uv, colour=colour)
+    prior = dataclasses.replace(face.prior, source=np.stack([source, face.prior.source[1]]))
+    result = refine(uv, prior, None, None)
+    centre = (int(0.15 * len(u)), len(u) // 2)
+    normal = torch.from_numpy(face.uv.normals_camera[0][centre])
+    light = sh.shading(normal, torch.from_numpy(result.sh_map[centre])) / sh.shading(
+        normal, torch.from_numpy(result.sh_global))
+    assert light.max() / light.min() < 1.15, light
+    assert albedo_error(result.albedo[0], face, hair) < 0.05
+
+
 def test_high_frequency_detail_is_kept(face, refined):
     freckled = (face.freckles > 0.3) & face.seen
     truth = high_pass(face.albedo)[freckled]
@@ -253,9 +293,10 @@ def test_training_cache_keeps_face_tiles_and_skips_photos_without_faces(faces_di
     (images / "brick.png").symlink_to(faces_dir / "no_face" / "brick.png")
     cached, skipped = dataset.build_cache(images, tmp_path / "cache", face_model, resolution=REAL_RESOLUTION)
     assert skipped == {"brick.png": "NO_FACE"}
-    assert [p.name for p in cached] == [f"face_{REAL_RESOLUTION}.npz"]
+    assert [p.name for p in cached] == [f"face_{REAL_RESOLUTION}_v{dataset.CACHE_VERSION}.npz"]
     inputs = dataset.load_inputs(cached[0])
     uv, prior, _ = yale_stages[0]
     np.testing.assert_array_equal(inputs.colour[0].numpy(), uv.colour[0])
     np.testing.assert_array_equal(inputs.completed[0].numpy(), prior.completed[0])
     assert inputs.sh_global.shape == (1, 9, 3) and float(inputs.visibility.max()) > 0.5
+    assert bool((inputs.light_visibility >= inputs.visibility).all())

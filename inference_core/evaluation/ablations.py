@@ -42,6 +42,8 @@ ABLATIONS: dict[str, Ablation] = {
     "no-refine": Ablation("no detail refinement: the prior-stage albedo is final", skip_refine=True),
     "no-detailed-illumination": Ablation("refine with the global SH only (no per-texel illumination)",
                                          refine={"detailed_illumination": False}),
+    "free-illumination-colour": Ablation("refine without the pull of the illumination map towards the global "
+                                         "light's colour", refine={"loss_weights.illumination_colour": 0.0}),
     "no-albedo-symmetry-loss": Ablation("refine without the albedo symmetry loss",
                                         refine={"loss_weights.albedo_symmetry": 0.0}),
 }

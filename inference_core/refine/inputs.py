@@ -27,7 +27,8 @@ class RefineInputs:
     """Face-tile maps of B photos at one resolution R (float32 tensors on one device)."""
 
     colour: torch.Tensor  # (B, R, R, 3) unwrapped linear photo colour, 0 where unseen
-    visibility: torch.Tensor  # (B, R, R) in [0, 1], trust in `colour` (0 where the prior stage rejected it)
+    visibility: torch.Tensor  # (B, R, R) in [0, 1], trust in `colour` for the albedo (0 where the prior rejected it)
+    light_visibility: torch.Tensor  # (B, R, R) in [0, 1], trust in `colour` for the lighting (>= visibility)
     normals: torch.Tensor  # (B, R, R, 3) unit normals, camera space (0 off the mesh)
     coverage: torch.Tensor  # (B, R, R) in {0, 1}: texels on the mesh
     completed: torch.Tensor  # (B, R, R, 3) prior-stage complete de-lit albedo
@@ -65,10 +66,14 @@ class RefineInputs:
             return self
         coverage = resample(self.coverage[..., None], resolution)
         visibility = resample(self.visibility[..., None], resolution)
+        light_visibility = resample(self.light_visibility[..., None], resolution)
         inside = coverage.clamp_min(1e-6)
+        on_mesh = coverage[..., 0] >= 0.5
         return RefineInputs(
-            colour=resample(self.colour * self.visibility[..., None], resolution) / visibility.clamp_min(1e-6),
-            visibility=(visibility / inside).clamp(0, 1)[..., 0] * (coverage[..., 0] >= 0.5),
+            colour=resample(self.colour * self.light_visibility[..., None], resolution)
+            / light_visibility.clamp_min(1e-6),
+            visibility=(visibility / inside).clamp(0, 1)[..., 0] * on_mesh,
+            light_visibility=(light_visibility / inside).clamp(0, 1)[..., 0] * on_mesh,
             normals=F.normalize(resample(self.normals, resolution), dim=-1, eps=1e-6),
             coverage=(coverage[..., 0] >= 0.5).float(),
             completed=resample(self.completed * self.coverage[..., None], resolution) / inside,
@@ -81,7 +86,7 @@ class RefineInputs:
         flip = lambda t: t.flip(2)  # noqa: E731 - column axis of (B, R, R, ...)
         mirror_x = torch.tensor([-1.0, 1.0, 1.0], dtype=self.normals.dtype, device=self.normals.device)
         return RefineInputs(
-            colour=flip(self.colour), visibility=flip(self.visibility),
+            colour=flip(self.colour), visibility=flip(self.visibility), light_visibility=flip(self.light_visibility),
             normals=flip(self.normals) * mirror_x, coverage=flip(self.coverage),
             completed=flip(self.completed), parametric=flip(self.parametric),
             sh_global=mirror_sh_x(self.sh_global),
@@ -115,9 +120,11 @@ def face_tile_index(tiles: tuple[int, ...]) -> int:
 def face_tile_inputs(uv: UVTexture, prior: PriorAlbedo) -> RefineInputs:
     """The face tile of one photo's unwrap and prior as a batch of 1, at the UV resolution (CPU).
 
-    The photo is trusted where the prior stage took it as seen (`source` 1): where it judged the
-    texel an outlier (hair, frames, deep cast shadow) and filled it from the mirror or the prior, the
-    refinement follows that judgement instead of pulling the outlier back into the albedo.
+    The photo is trusted for the albedo where the prior stage took it as seen (`source` 1): where it
+    judged the texel an outlier (hair, frames, deep cast shadow) and filled it from the mirror or the
+    prior, the refinement follows that judgement instead of pulling the outlier back into the albedo.
+    Every seen texel still tells the lighting what it looks like (`light_visibility`): a cast shadow
+    kept out of the albedo belongs in the detailed illumination map.
     """
     if uv.colour.shape[:3] != prior.completed.shape[:3] or uv.tiles != prior.tiles:
         raise FaceAlbedoError(
@@ -132,6 +139,7 @@ def face_tile_inputs(uv: UVTexture, prior: PriorAlbedo) -> RefineInputs:
     return RefineInputs(
         colour=tensor(uv.colour[t]),
         visibility=tensor(np.clip(uv.visibility[t], 0, 1) * uv.coverage[t] * (prior.source[t] == SOURCE_SEEN)),
+        light_visibility=tensor(np.clip(uv.visibility[t], 0, 1) * uv.coverage[t]),
         normals=tensor(uv.normals_camera[t]),
         coverage=tensor(uv.coverage[t]),
         completed=tensor(prior.completed[t]),

@@ -39,9 +39,29 @@ def refined_albedo(inputs: RefineInputs, log_ratio: torch.Tensor) -> torch.Tenso
     return inputs.completed * torch.exp(log_ratio.clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO))
 
 
-def photometric(colour: torch.Tensor, rendered: torch.Tensor, visibility: torch.Tensor) -> torch.Tensor:
-    """Robust re-rendering error on the texels seen in the photo, weighted by their trust."""
-    return weighted_mean(charbonnier(colour - rendered), visibility)
+def photometric(inputs: RefineInputs, albedo: torch.Tensor, shading: torch.Tensor) -> torch.Tensor:
+    """Robust re-rendering error on the texels seen in the photo, weighted by their trust for the lighting.
+
+    The albedo learns only from the share of each texel's weight that the albedo may trust (`visibility`
+    of `light_visibility`): texels the prior stage kept out of the albedo (cast shadows, hair) shape the
+    illumination alone.
+    """
+    albedo_share = (inputs.visibility / inputs.light_visibility.clamp_min(1e-6)).clamp(0, 1)[..., None]
+    albedo = albedo_share * albedo + (1 - albedo_share) * albedo.detach()  # same values, scaled gradient
+    return weighted_mean(charbonnier(inputs.colour - albedo * shading), inputs.light_visibility)
+
+
+def illumination_colour(grid: torch.Tensor, sh_global: torch.Tensor) -> torch.Tensor:
+    """Robust (L1-like) tint of the residual grid (B, g, g, 9, 3) against the global light's colour.
+
+    A residual in the global light's own colour (each channel in proportion to its band-0 coefficient)
+    dims or brightens the light; any other mixture tints it. L1-like, so that small tints cost as much as
+    the photometric error they would remove.
+    """
+    ambient = sh_global[:, 0, :].abs().clamp_min(1e-6)  # (B, 3)
+    colour = (ambient / ambient.mean(-1, keepdim=True))[:, None, None, None, :]
+    in_light_colour = grid / colour
+    return charbonnier(in_light_colour - in_light_colour.mean(-1, keepdim=True), 0.01).mean()
 
 
 def illumination_smoothness(grid: torch.Tensor) -> torch.Tensor:
@@ -124,11 +144,11 @@ def refinement_loss(inputs: RefineInputs, log_ratio: torch.Tensor, grid: torch.T
                     low_frequency_cells: int = 32) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The weighted sum of every term and the terms themselves (unweighted), for one batch."""
     albedo = refined_albedo(inputs, log_ratio)
-    rendered = albedo * texel_shading(inputs.shading_basis, inputs.sh_global, grid)
     terms = {
-        "photometric": photometric(inputs.colour, rendered, inputs.visibility),
+        "photometric": photometric(inputs, albedo, texel_shading(inputs.shading_basis, inputs.sh_global, grid)),
         "illumination_smoothness": illumination_smoothness(grid),
         "illumination_residual": illumination_residual(grid),
+        "illumination_colour": illumination_colour(grid, inputs.sh_global),
         "albedo_chromaticity": albedo_chromaticity(albedo, inputs.completed, inputs.coverage),
         "albedo_low_frequency": albedo_low_frequency(albedo, inputs.parametric, inputs.coverage,
                                                      low_frequency_cells),

@@ -12,6 +12,8 @@ class LossWeights:
     photometric               the re-render (albedo x per-texel SH shading) matches the unwrapped photo
     illumination_smoothness   neighbouring cells of the SH residual grid agree (lighting is smooth)
     illumination_residual     the residual stays small: the global SH explains most of the light
+    illumination_colour       the residual stays grey: local light changes brightness, not hue (the fit's
+                              light is grey too), so colour differences stay in the albedo or in the error
     albedo_chromaticity       the albedo keeps the prior's per-texel colour (shadows change brightness)
     albedo_low_frequency      the albedo's blurred brightness follows the parametric prior's
     albedo_symmetry           left and right albedo agree where seen (robust, so moles may differ)
@@ -22,6 +24,7 @@ class LossWeights:
     photometric: float = 1.0
     illumination_smoothness: float = 0.1
     illumination_residual: float = 0.1
+    illumination_colour: float = 10.0
     albedo_chromaticity: float = 0.3
     albedo_low_frequency: float = 2.0
     albedo_symmetry: float = 0.05

@@ -21,6 +21,9 @@ from inference_core.values import FaceFit, PriorAlbedo, UVTexture
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".pgm", ".ppm", ".gif"}
 STAGE = "cache"
+CACHE_VERSION = 2
+"""Part of every cached file's name: raised when RefineInputs or the stages before it change, so that a
+cache made by an older version is rebuilt rather than misread (2: light_visibility)."""
 
 
 def photo_stages(path: Path, model: FaceModel, resolution: int,
@@ -60,7 +63,7 @@ def build_cache(images: Path, cache: Path, model: FaceModel, resolution: int = 2
     photos = photo_files(images)
     cached, skipped = [], {}
     for index, photo in enumerate(photos):
-        target = cache / f"{photo.stem}_{resolution}.npz"
+        target = cache / f"{photo.stem}_{resolution}_v{CACHE_VERSION}.npz"
         progress(STAGE, index / max(len(photos), 1), f"preparing {photo.name}")
         if not target.exists():
             try:
