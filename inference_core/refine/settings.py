@@ -12,8 +12,8 @@ class LossWeights:
     photometric               the re-render (albedo x per-texel SH shading) matches the unwrapped photo
     illumination_smoothness   neighbouring cells of the SH residual grid agree (lighting is smooth)
     illumination_residual     the residual stays small: the global SH explains most of the light
-    illumination_colour       the residual stays grey: local light changes brightness, not hue (the fit's
-                              light is grey too), so colour differences stay in the albedo or in the error
+    illumination_colour       the residual keeps the global light's colour: local light changes brightness,
+                              not hue, so colour differences stay in the albedo or in the error
     albedo_chromaticity       the albedo keeps the prior's per-texel colour (shadows change brightness)
     albedo_low_frequency      the albedo's blurred brightness follows the parametric prior's
     albedo_symmetry           left and right albedo agree where seen (robust, so moles may differ)

@@ -6,8 +6,10 @@ robust (Cauchy) re-weighting so that hair, glasses and cast shadows do not pull 
 downsampled texel grid (the prior only explains low frequencies). The albedo is linear in its
 coefficients: per-region colours (regions.py) or a learned PCA basis (pca.py) when one is available.
 
-Light: constrained to non-negative irradiance for every surface orientation (`solve_light`), so that it
-cannot explain albedo by negative light and Blender's World can stand in for it.
+Light: one SH shape for all channels in the colour of the fit's light (`solve_light`), so that albedo
+colour the parametric model cannot explain stays in the albedo instead of tinting the light; constrained
+to non-negative irradiance for every surface orientation, so that it cannot explain albedo by negative
+light and Blender's World can stand in for it.
 
 Scale: albedo x light has one global scale ambiguity. It is fixed by keeping the light's peak shading
 over the directions that face the camera equal to that of the fit's lighting (`FaceFit.sh_camera`): a
@@ -81,7 +83,6 @@ light whose scale would need brighter skin is scaled up instead (measured skin a
 linear RGB, and the de-lit photo may be brighter than the prior by AGREEMENT_RATIO without clipping)."""
 MIN_FIT_VISIBILITY = 0.2
 """Texels less visible than this (at the fit resolution) do not enter the fit."""
-LUMINANCE = np.array([0.2126, 0.7152, 0.0722])
 CONSTRAINT_NORMALS = 200
 """Normals, evenly spread, at which the fitted light must give non-negative irradiance."""
 NONNEGATIVE_ITERATIONS = 8
@@ -290,9 +291,9 @@ def solve_albedo(data: FitData, components: np.ndarray, offset: np.ndarray, sh: 
 def solve_light(data: FitData, texel_albedo: np.ndarray, weight: np.ndarray, sh_start: np.ndarray) -> np.ndarray:
     """(9, 3) SH radiance minimising the weighted photo residual for a fixed albedo, pulled to `sh_start`.
 
-    One light shape for all channels, in the colour of `sh_start` (`light_colour`): a channel the skin
-    barely reflects (blue in a deep orange face) says little about the light and would otherwise drift
-    to its own shape, tinting the shading wherever it is not at its peak.
+    One light shape for all channels, in the colour of `sh_start` (`light_colour`): solved per channel,
+    a channel whose albedo the parametric model cannot explain drifts to a shape of its own, tinting the
+    shading wherever the light is not at its peak (and the albedo the opposite way).
     Constrained so that no surface orientation receives negative irradiance (a light that darkens is not
     a light; it would also make the albedo absorb the difference and the World map unable to show it):
     violated normals are added as stiff penalty rows until none is left (a small active-set loop).
