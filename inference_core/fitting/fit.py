@@ -164,7 +164,7 @@ def _face_fit(params: FitParameters, objective: _Objective, model: FaceModel, ph
         face_mask = face_mask_at(verts, model, view, photo.size, device)
         term = objective.photometric_term
         if term is not None:
-            inlier_weight = term.inlier_weight_at(params, view, photo.size) * face_mask
+            inlier_weight = term.inlier_weight_at(params, view, face_mask) * face_mask
             residuals["inlier_fraction"] = float(inlier_weight[face_mask].mean()) if face_mask.any() else 0.0
         else:
             inlier_weight = face_mask.astype(np.float32)

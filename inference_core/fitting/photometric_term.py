@@ -34,14 +34,16 @@ CHEEK_LANDMARKS = ((1, 2, 3, 48, 31, 40, 41, 36), (15, 14, 13, 54, 35, 47, 46, 4
 """Outlines of the two cheeks (iBUG indices): skin that hair, glasses and beards cover least often, where
 the skin colour and the first lighting are measured before the rest of the face is trusted."""
 INITIAL_SCALE_FACTORS = (4.0, 2.0, 1.0)
+"""Robust scales (x robust_scale) of the reweighted least-squares rounds that start lighting and albedo."""
 SH_RIDGE = (0.0, 0.05, 0.05, 0.05, 0.2, 0.2, 0.2, 0.2, 0.2)
 """Relative ridge on each SH coefficient in the first lighting solve: free ambient, mild directional
 light, stronger damping of band 2, so that a skin patch cannot be explained by a wild rim light."""
-"""Robust scales (x robust_scale) of the reweighted least-squares rounds that start lighting and albedo."""
 CROP_MARGIN = 1.7
 """Crop side in units of the landmark box's longer side: the whole face with the forehead."""
 CROP_LIFT = 0.12
 """Crop centre above the landmark box centre, in units of its height (the forehead has no landmarks)."""
+MAX_INLIER_CROP_PX = 480
+"""Largest side of the crop in which the final robust weights are rendered over the whole face mask."""
 
 
 class RenderMesh:
@@ -91,6 +93,54 @@ def _crop_box(points_px: np.ndarray) -> tuple[int, int, int]:
     return int(x0), int(y0), side
 
 
+def _covering_box(mask: np.ndarray) -> tuple[int, int, int] | None:
+    """(x0, y0, side) of the square around the True pixels of a (H, W) mask, None if it has none."""
+    rows, columns = np.nonzero(mask)
+    if not len(rows):
+        return None
+    low, high = np.array([columns.min(), rows.min()]), np.array([columns.max(), rows.max()]) + 1
+    side = int((high - low).max())
+    x0, y0 = np.round((low + high) / 2 - side / 2).astype(int)
+    return int(x0), int(y0), side
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A square of the photo, (x0, y0) to (x0 + side, y0 + side) in photo pixels, resampled to size x size."""
+
+    x0: int
+    y0: int
+    side: int
+    size: int
+    image: torch.Tensor  # (size, size, 3) linear RGB, 0 outside the photo
+    in_photo: torch.Tensor  # (size, size) bool: pixels wholly inside the photo
+
+    @staticmethod
+    def of(photo_image: np.ndarray, box: tuple[int, int, int], size: int, device: str) -> "Crop":
+        x0, y0, side = box
+        inside = _cut(np.ones(photo_image.shape[:2], np.float32), x0, y0, side)
+        resize = lambda image: cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)  # noqa: E731
+        return Crop(x0=x0, y0=y0, side=side, size=size,
+                    image=torch.tensor(resize(_cut(photo_image, x0, y0, side)), device=device),
+                    in_photo=torch.tensor(resize(inside) > 0.99, device=device))
+
+    @property
+    def scale(self) -> float:
+        """Crop pixels per photo pixel."""
+        return self.size / self.side
+
+    def to_photo(self, values: np.ndarray, image_size: tuple[int, int], fill: float) -> np.ndarray:
+        """(H, W) float32 photo-pixel map of (size, size) crop values; `fill` where the crop does not reach."""
+        resampled = cv2.resize(values.astype(np.float32), (self.side, self.side), interpolation=cv2.INTER_LINEAR)
+        width, height = image_size
+        out = np.full((height, width), fill, np.float32)
+        xs, ys = max(self.x0, 0), max(self.y0, 0)
+        xe, ye = min(self.x0 + self.side, width), min(self.y0 + self.side, height)
+        if xe > xs and ye > ys:
+            out[ys:ye, xs:xe] = resampled[ys - self.y0:ye - self.y0, xs - self.x0:xe - self.x0]
+        return out
+
+
 def _cut(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
     """image[y0:y0+side, x0:x0+side] with zeros where the square leaves the image."""
     height, width = image.shape[:2]
@@ -117,15 +167,12 @@ class PhotometricTerm:
     def __init__(self, photo: Photo, landmarks_px: np.ndarray, model: FaceModel, settings: FitSettings,
                  device: str):
         self.settings = settings
+        self.photo_image = photo.image_linear
+        self.device = device
         size = settings.crop_size_px
-        self.x0, self.y0, self.side = _crop_box(landmarks_px)
-        self.scale = size / self.side
-        crop = _cut(photo.image_linear, self.x0, self.y0, self.side)
-        inside = _cut(np.ones(photo.image_linear.shape[:2], np.float32), self.x0, self.y0, self.side)
-        self.image = torch.tensor(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), device=device)
-        self.in_photo = torch.tensor(cv2.resize(inside, (size, size), interpolation=cv2.INTER_AREA) > 0.99,
-                                     device=device)
-        self.cheeks = torch.tensor(_cheek_mask(landmarks_px, (self.x0, self.y0), self.scale, size), device=device)
+        self.crop = Crop.of(photo.image_linear, _crop_box(landmarks_px), size, device)
+        self.cheeks = torch.tensor(_cheek_mask(landmarks_px, (self.crop.x0, self.crop.y0), self.crop.scale, size),
+                                   device=device)
         self.mesh = RenderMesh(model, device)
         self.shape = MorphableSubset(model, self.mesh.vertex_ids, settings.identity_modes, device)
         self.region_weights = torch.tensor(albedo_regions(model)[self.mesh.vertex_ids], device=device)  # (S, k)
@@ -135,28 +182,29 @@ class PhotometricTerm:
         self.sigma = settings.robust_scale * 0.5
         self.last_robust_value = float("nan")
 
-    def render(self, params: FitParameters, view: View, whole_face: bool = False) -> Rendering:
-        """The skin in the crop under the current parameters (differentiable colour).
+    def render(self, params: FitParameters, view: View, whole_face: bool = False,
+               crop: Crop | None = None) -> Rendering:
+        """The skin in the crop (the term's own unless given) under the current parameters (differentiable).
 
         `skin` covers the compared parts (PHOTOMETRIC_PARTS), or with `whole_face` the whole face mask.
         """
-        crop_view = view.cropped(self.scale, (self.x0, self.y0))
+        crop = crop or self.crop
+        crop_view = view.cropped(crop.scale, (crop.x0, crop.y0))
         verts = self.shape.vertices(params)
         screen = crop_view.screen(verts)
-        size = self.settings.crop_size_px
-        fragments = rasterize(screen, self.mesh.triangles, (size, size))
+        fragments = rasterize(screen, self.mesh.triangles, (crop.size, crop.size))
         bary = barycentrics(screen, self.mesh.triangles, fragments)
         normals = vertex_normals(verts, self.mesh.triangles) @ crop_view.rotation.T
         pixels = interpolate(torch.cat([normals, self.region_weights], dim=1), self.mesh.triangles, fragments, bary)
         pixel_normals = torch.nn.functional.normalize(pixels[..., :3], dim=-1, eps=1e-9)
         regions = pixels[..., 3:]
         colour = (regions @ params.albedo) * shading(pixel_normals, params.sh)
-        skin = self.mesh.skin_pixels(fragments, whole_face) & self.in_photo
+        skin = self.mesh.skin_pixels(fragments, whole_face) & crop.in_photo
         return Rendering(colour=colour, regions=regions, normals=pixel_normals, skin=skin)
 
-    def _residual2(self, colour: torch.Tensor) -> torch.Tensor:
-        """(S, S) squared RGB distance to the photo."""
-        return (colour - self.image).pow(2).sum(-1)
+    def _residual2(self, colour: torch.Tensor, crop: Crop | None = None) -> torch.Tensor:
+        """(S, S) squared RGB distance to the photo's crop (the term's own unless given)."""
+        return (colour - (crop or self.crop).image).pow(2).sum(-1)
 
     def _robust_weights(self, residual2: torch.Tensor, scale_factor: float = 1.0) -> torch.Tensor:
         """Geman-McClure IRLS weights sigma^4 / (r^2 + sigma^2)^2 in (0, 1], or 1 without `robust`."""
@@ -214,7 +262,7 @@ class PhotometricTerm:
         with torch.no_grad():
             rendering = self.render(params, view)
             skin = rendering.skin
-            observed = self.image[skin]  # (N, 3)
+            observed = self.crop.image[skin]  # (N, 3)
             if len(observed) < 20:
                 return
             cheeks = self.cheeks[skin]
@@ -243,27 +291,23 @@ class PhotometricTerm:
                 residual2 = ((regions @ params.albedo) * shade - observed).pow(2).sum(-1)
                 weights = self._robust_weights(residual2, factor)
 
-    def inlier_weight_at(self, params: FitParameters, view: View, image_size: tuple[int, int]) -> np.ndarray:
-        """(H, W) float32: the final robust weights resampled into the photo's pixels.
+    def inlier_weight_at(self, params: FitParameters, view: View, face_mask: np.ndarray) -> np.ndarray:
+        """(H, W) float32: the final robust weights over the face mask (H, W), in the photo's pixels.
 
         Weighed over the whole face mask, not only the compared parts: the fitted skin colour and light
-        also predict the forehead's top and the face's sides, where hair and hats most often lie.
-        Pixels outside the crop have no evidence of being outliers and get 1; callers multiply by the
-        face mask.
+        also predict the forehead's top, the face's sides and the neck, where hair, hats and collars
+        most often lie. They are rendered in a crop that covers the mask, at the fitting crop's pixel size.
+        Pixels the rendering leaves out get 1 (no evidence of an outlier); callers multiply by the mask.
         """
+        box = _covering_box(face_mask) or (self.crop.x0, self.crop.y0, self.crop.side)
+        size = int(np.clip(round(box[2] * self.crop.scale), 8, MAX_INLIER_CROP_PX))
+        crop = Crop.of(self.photo_image, box, size, self.device)
         with torch.no_grad():
-            rendering = self.render(params, view, whole_face=True)
-            weights = self._outlier_weights(self._residual2(rendering.colour), rendering.skin)
+            rendering = self.render(params, view, whole_face=True, crop=crop)
+            weights = self._outlier_weights(self._residual2(rendering.colour, crop), rendering.skin)
             weights = torch.where(rendering.skin, weights, torch.ones_like(weights))
-        crop = cv2.resize(weights.cpu().numpy().astype(np.float32), (self.side, self.side),
-                          interpolation=cv2.INTER_LINEAR)
-        width, height = image_size
-        out = np.ones((height, width), np.float32)
-        xs, ys = max(self.x0, 0), max(self.y0, 0)
-        xe, ye = min(self.x0 + self.side, width), min(self.y0 + self.side, height)
-        if xe > xs and ye > ys:
-            out[ys:ye, xs:xe] = crop[ys - self.y0:ye - self.y0, xs - self.x0:xe - self.x0]
-        return np.clip(out, 0.0, 1.0)
+        height, width = face_mask.shape
+        return np.clip(crop.to_photo(weights.cpu().numpy(), (width, height), fill=1.0), 0.0, 1.0)
 
 
 def _weighted_lstsq(design: torch.Tensor, target: torch.Tensor, root_weights: torch.Tensor,

@@ -32,6 +32,10 @@ CHANNEL_FLOOR = 0.1
 in a deep orange skin the blue channel is near 0, and its ratio would be noise."""
 MIN_SHADING_FRACTION = 0.1
 """Shading below this fraction of its median is too dark to divide by (confidence 0 there)."""
+FULL_CONFIDENCE = 0.99
+"""Seen texels at or above this confidence may keep the de-lit photo exactly, away from their region's edge."""
+INTERIOR_FEATHER = 1 / 32
+"""Width, as a share of the tile's side, of the band over which the exact de-lit photo fades in."""
 COARSEST_BLEND_SIDE = 8
 """The Laplacian pyramid of the blend stops at about this many texels per side."""
 
@@ -49,6 +53,8 @@ def complete(uv: UVTexture, parametric: np.ndarray, sh_camera: np.ndarray,
     for t in range(len(parametric)):
         base = multiband_blend(mirrored[t], parametric[t], mirror_confidence[t])
         merged = multiband_blend(delit[t], base, confidence[t])
+        interior = confident_interior(confidence[t])[..., None]
+        merged = interior * delit[t] + (1 - interior) * merged
         completed[t] = push_pull_fill(merged, uv.coverage[t].astype(np.float32))
     source = np.full(confidence.shape, SOURCE_PRIOR, np.uint8)
     source[mirror_confidence >= SOURCE_CONFIDENCE] = SOURCE_MIRRORED
@@ -75,6 +81,22 @@ def delit_texture(uv: UVTexture, parametric: np.ndarray, sh_camera: np.ndarray) 
         delit[seen] = np.where(lit_enough[:, None], values, 0.0)
         confidence[seen] = uv.visibility.reshape(-1)[seen] * lit_enough * agreement(log_ratio)
     return delit.reshape(uv.colour.shape), confidence.reshape(uv.visibility.shape)
+
+
+def confident_interior(confidence: np.ndarray) -> np.ndarray:
+    """(R, R) weight in [0, 1]: 1 inside regions of full confidence, falling to 0 over INTERIOR_FEATHER of
+    the tile's side towards their edges.
+
+    The multiband blend lets the coarse levels of the layers below cross into the seen region, which is
+    what hides seams at its edges but also shifts the colours deep inside it, where the photo needs no
+    help. The de-lit photo is restored there, faded in over a band wide enough to show no step.
+    """
+    feather = max(2, int(round(INTERIOR_FEATHER * confidence.shape[0])))
+    confident = (confidence >= FULL_CONFIDENCE).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * feather + 1, 2 * feather + 1))
+    core = cv2.erode(confident, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(np.float32)
+    faded = cv2.blur(core, (2 * feather + 1, 2 * feather + 1), borderType=cv2.BORDER_CONSTANT)
+    return np.clip(faded, 0.0, 1.0) * confident
 
 
 def agreement(log_ratio: np.ndarray) -> np.ndarray:
