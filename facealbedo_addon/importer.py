@@ -15,7 +15,8 @@ import bpy
 import numpy as np
 
 from . import relight
-from .result import (ALBEDO_PATTERN, HEAD_OBJ, Blendshapes, ObjMesh, ResultError, ResultFolder,
+from .relight import LIGHT_DETAIL_NODE
+from .result import (ALBEDO_PATTERN, HEAD_OBJ, LIGHT_DETAIL_PATTERN, Blendshapes, ObjMesh, ResultError, ResultFolder,
                      arkit_name, open_result, read_obj, read_shapes, to_blender_axes)
 
 IMPORT_ERRORS = (ResultError, RuntimeError, OSError, ValueError, KeyError, IndexError, TypeError)
@@ -66,30 +67,62 @@ def _principled(material: bpy.types.Material) -> bpy.types.Node:
     return next(n for n in material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
 
 
-def load_udim_albedo(result: ResultFolder) -> bpy.types.Image:
-    """The albedo tiles as one UDIM tiled image, sRGB (tile 1001 face, 1002 head and neck)."""
-    tiles = result.albedo_tiles
+def load_udim_image(result: ResultFolder, pattern: str, what: str, colorspace: str) -> bpy.types.Image | None:
+    """The tiles of a UDIM file pattern (e.g. ALBEDO_PATTERN) as one tiled image; None if there are none."""
+    tiles = result.tiles(pattern)
+    if not tiles:
+        return None
     image = bpy.data.images.load(str(tiles[0]), check_existing=False)
-    image.name = f"{result.stem} albedo"
+    image.name = f"{result.stem} {what}"
     image.source = "TILED"
-    image.filepath = str(result.folder / ALBEDO_PATTERN.format(tile="<UDIM>"))
+    image.filepath = str(result.folder / pattern.format(tile="<UDIM>"))
     for path in tiles[1:]:
         number = int(path.name.split(".")[1])
         if image.tiles.get(number) is None:
             image.tiles.new(tile_number=number)
-    image.colorspace_settings.name = "sRGB"
+    image.colorspace_settings.name = colorspace
     image.reload()
     return image
 
 
-def skin_material(name: str, albedo: bpy.types.Image) -> bpy.types.Material:
-    """Principled BSDF skin: UDIM albedo as Base Color, roughness 0.5, F0 ~2.8 %, light subsurface."""
+def load_udim_albedo(result: ResultFolder) -> bpy.types.Image:
+    """The albedo tiles as one UDIM tiled image, sRGB (tile 1001 face, 1002 head and neck)."""
+    return load_udim_image(result, ALBEDO_PATTERN, "albedo", "sRGB")
+
+
+def load_light_detail(result: ResultFolder) -> bpy.types.Image | None:
+    """The light-detail tiles (linear factors, not colours), or None for results made without them."""
+    return load_udim_image(result, LIGHT_DETAIL_PATTERN, "light detail", "Non-Color")
+
+
+def skin_material(name: str, albedo: bpy.types.Image, light_detail: bpy.types.Image | None = None
+                  ) -> bpy.types.Material:
+    """Principled BSDF skin: UDIM albedo as Base Color, roughness 0.5, F0 ~2.8 %, light subsurface.
+
+    With `light_detail`, the Base Color is the albedo times the photo's light detail (the shadows and
+    occlusion the refinement took out of the albedo) through a multiply node named LIGHT_DETAIL_NODE,
+    whose factor the relight presets set: 1 under the photo's light, 0 under any other.
+    """
     material = bpy.data.materials.new(name)
     bsdf = _principled(material)
-    texture = material.node_tree.nodes.new("ShaderNodeTexImage")
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    texture = nodes.new("ShaderNodeTexImage")
     texture.image = albedo
-    texture.location = (bsdf.location.x - 400, bsdf.location.y)
-    material.node_tree.links.new(texture.outputs["Color"], bsdf.inputs["Base Color"])
+    texture.location = (bsdf.location.x - 600, bsdf.location.y)
+    colour = texture.outputs["Color"]
+    if light_detail is not None:
+        detail = nodes.new("ShaderNodeTexImage")
+        detail.image = light_detail
+        detail.location = (bsdf.location.x - 600, bsdf.location.y - 300)
+        multiply = nodes.new("ShaderNodeMix")
+        multiply.name = multiply.label = LIGHT_DETAIL_NODE
+        multiply.data_type, multiply.blend_type, multiply.clamp_result = "RGBA", "MULTIPLY", False
+        multiply.location = (bsdf.location.x - 250, bsdf.location.y)
+        multiply.inputs["Factor"].default_value = 1.0
+        links.new(colour, multiply.inputs["A"])
+        links.new(detail.outputs["Color"], multiply.inputs["B"])
+        colour = multiply.outputs["Result"]
+    links.new(colour, bsdf.inputs["Base Color"])
     bsdf.inputs["Roughness"].default_value = 0.5
     bsdf.inputs["IOR"].default_value = 1.4
     bsdf.inputs["Specular IOR Level"].default_value = 0.5
@@ -153,13 +186,15 @@ def add_iris(material: bpy.types.Material, bsdf: bpy.types.Node) -> None:
         node.location = (bsdf.location.x - 300 * offset, bsdf.location.y)
 
 
-def assign_materials(mesh: bpy.types.Mesh, obj_mesh: ObjMesh, stem: str, albedo: bpy.types.Image) -> None:
+def assign_materials(mesh: bpy.types.Mesh, obj_mesh: ObjMesh, stem: str, albedo: bpy.types.Image,
+                     light_detail: bpy.types.Image | None = None) -> None:
     """One material slot per kind that head.obj's groups use, polygons indexed accordingly."""
     kinds = [material_kind(name) for name in obj_mesh.groups]
     used = [kind for kind in MATERIAL_KINDS if kind in kinds]
     for kind in used:
         name = f"{stem} {kind}"
-        mesh.materials.append(skin_material(name, albedo) if kind == "skin" else simple_material(name, kind))
+        mesh.materials.append(skin_material(name, albedo, light_detail) if kind == "skin"
+                              else simple_material(name, kind))
     slot_of_group = np.array([used.index(kind) for kind in kinds], dtype=np.int32)
     mesh.polygons.foreach_set("material_index", slot_of_group[obj_mesh.polygon_group])
 
@@ -214,7 +249,7 @@ def import_head(result: ResultFolder, collection: bpy.types.Collection) -> bpy.t
     mesh = build_mesh(f"{result.stem} head", obj_mesh, rest)
     head = bpy.data.objects.new(f"{result.stem} head", mesh)
     collection.objects.link(head)
-    assign_materials(mesh, obj_mesh, result.stem, load_udim_albedo(result))
+    assign_materials(mesh, obj_mesh, result.stem, load_udim_albedo(result), load_light_detail(result))
     if shapes is not None:
         add_shape_keys(head, fitted_blender, shapes)
     return head

@@ -42,6 +42,9 @@ RIGS: dict[str, tuple[tuple[LightSpec, ...], float]] = {
            LightSpec("rim right", -125, 20, 120.0, 0.4, (1.0, 0.9, 0.8)),
            LightSpec("fill", 0, 0, 4.0, 1.0)), 0.005),
 }
+LIGHT_DETAIL_NODE = "FaceAlbedo photo light detail"
+"""The skin material's multiply node of albedo and light detail (importer.skin_material): its factor is 1
+under the photo's light, where the detail belongs, and 0 under any other, which casts its own shadows."""
 LIGHT_DISTANCE_HEADS = 3.0
 """Lights stand this many head sizes from the head's centre."""
 
@@ -154,7 +157,17 @@ def apply_preset(scene: bpy.types.Scene, collection: bpy.types.Collection, prese
             scene.world = world
     else:
         scene.world = grey_world(RIGS[preset][1])
+    set_light_detail(collection, 1.0 if preset == PHOTO else 0.0)
     collection["facealbedo_preset"] = preset
+
+
+def set_light_detail(collection: bpy.types.Collection, factor: float) -> None:
+    """Set the factor of the light-detail node in the skin materials of the face of `collection`."""
+    head = _head_of(collection)
+    for material in ([] if head is None else head.data.materials):
+        node = material.node_tree.nodes.get(LIGHT_DETAIL_NODE) if material and material.node_tree else None
+        if node is not None:
+            node.inputs["Factor"].default_value = factor
 
 
 def face_collections(scene: bpy.types.Scene) -> list[bpy.types.Collection]:

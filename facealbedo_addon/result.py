@@ -10,7 +10,7 @@ turns these values into Blender data. Files read:
                         targets, mesh.extras.targetNames, mesh.weights), mapped back to head.obj's vertices
     camera.json         the "blender" block: location, rotation_euler_xyz, lens_mm, sensor_width_mm, shifts
     manifest.json       the input photo, timings and residuals shown in the panel
-    albedo.<UDIM>.png, environment.hdr   loaded by Blender itself
+    albedo.<UDIM>.png, environment.hdr, light_detail.<UDIM>.hdr (optional)   loaded by Blender itself
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ LIGHTING = "lighting.json"
 MANIFEST = "manifest.json"
 ENVIRONMENT = "environment.hdr"
 ALBEDO_PATTERN = "albedo.{tile}.png"
+LIGHT_DETAIL_PATTERN = "light_detail.{tile}.hdr"
 REQUIRED_FILES = (HEAD_OBJ, CAMERA, ENVIRONMENT, ALBEDO_PATTERN.format(tile=1001))
 
 Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=np.float32)
@@ -82,7 +83,16 @@ class ResultFolder:
 
     @property
     def albedo_tiles(self) -> list[Path]:
-        return sorted(self.folder.glob(ALBEDO_PATTERN.format(tile="[0-9][0-9][0-9][0-9]")))
+        return self.tiles(ALBEDO_PATTERN)
+
+    @property
+    def light_detail_tiles(self) -> list[Path]:
+        """The detailed illumination over the global light, per UDIM tile (empty for older results)."""
+        return self.tiles(LIGHT_DETAIL_PATTERN)
+
+    def tiles(self, pattern: str) -> list[Path]:
+        """The files of a UDIM pattern such as ALBEDO_PATTERN, in tile order."""
+        return sorted(self.folder.glob(pattern.format(tile="[0-9][0-9][0-9][0-9]")))
 
     @property
     def photo(self) -> Path | None:

@@ -154,10 +154,15 @@ def test_installed_operator_reconstructs_a_dev_photo(addon, empty_scene):
     assert len(keys) == 1 + 1 + 57
     skin = next(m for m in mesh.materials if m.name.endswith(" skin"))
     bsdf = next(n for n in skin.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
-    link = bsdf.inputs["Base Color"].links[0]
-    image = link.from_node.image
-    assert link.from_node.type == "TEX_IMAGE" and image.source == "TILED"
+    multiply = bsdf.inputs["Base Color"].links[0].from_node
+    assert multiply.name == _submodule("relight").LIGHT_DETAIL_NODE and multiply.blend_type == "MULTIPLY"
+    assert multiply.inputs["Factor"].default_value == 1.0  # imported under the photo's light
+    albedo_node, detail_node = (multiply.inputs[name].links[0].from_node for name in ("A", "B"))
+    image, detail = albedo_node.image, detail_node.image
+    assert albedo_node.type == "TEX_IMAGE" and image.source == "TILED"
     assert {t.number for t in image.tiles} == {1001, 1002} and image.colorspace_settings.name == "sRGB"
+    assert detail.source == "TILED" and detail.colorspace_settings.name == "Non-Color"
+    assert Path(detail.filepath).name == "light_detail.<UDIM>.hdr"
     assert 0.3 <= bsdf.inputs["Roughness"].default_value <= 0.7
     assert 0.05 <= bsdf.inputs["Subsurface Weight"].default_value <= 0.3
     assert {"eye", "teeth", "gums"} <= {m.name.split()[-1] for m in mesh.materials}
@@ -357,6 +362,9 @@ def test_relight_presets_change_the_render_in_cycles_and_eevee(imported_real, tm
     photo_light = render(scene, tmp_path / "photo_light.png", samples=16)[..., :3][mask]
     relight.apply_preset(scene, face.collection, relight.STUDIO)
     assert len([o for o in face.collection.all_objects if o.type == "LIGHT"]) == 3
+    skin = next(m for m in face.head.data.materials if m.name.endswith(" skin"))
+    detail_factor = skin.node_tree.nodes[relight.LIGHT_DETAIL_NODE].inputs["Factor"]
+    assert detail_factor.default_value == 0.0  # the photo's shadows do not belong under another light
     studio = render(scene, tmp_path / "studio.png", samples=16)[..., :3][mask]
     relight.apply_preset(scene, face.collection, relight.RIM)
     rim = render(scene, tmp_path / "rim.png", samples=16)[..., :3][mask]
@@ -375,5 +383,6 @@ def test_relight_presets_change_the_render_in_cycles_and_eevee(imported_real, tm
     assert eevee.max() > 0.2  # the rim lights reach the head in EEVEE too
     scene.render.resolution_x, scene.render.resolution_y = width, height
     relight.apply_preset(scene, face.collection, relight.PHOTO)
+    assert detail_factor.default_value == 1.0
     assert not [o for o in face.collection.all_objects if o.type == "LIGHT"]
     assert scene.world.name == face.collection["facealbedo_world"]

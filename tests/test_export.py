@@ -6,6 +6,7 @@ import json
 import math
 import os
 
+import cv2
 import numpy as np
 import pygltflib
 import pytest
@@ -96,10 +97,23 @@ def test_lighting_is_in_the_world_frame(result, values):
         np.testing.assert_allclose(got, expected, rtol=2e-3, atol=2e-3)  # float16 storage
 
 
+def test_light_detail_is_the_detailed_over_the_global_shading(result, values):
+    """light_detail.1001.hdr = shading of the per-texel SH / shading of the global SH; 1002 adds nothing."""
+    uv, refined = values[3], values[5]
+    detail = cv2.imread(str(result / "light_detail.1001.hdr"), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    assert detail.shape == (RESOLUTION, RESOLUTION, 3) and detail.min() >= 0
+    seen = np.argwhere(uv.visibility[0] > 0.5)
+    for texel in map(tuple, seen[:: max(1, len(seen) // 50)]):
+        normal = uv.normals_camera[0][texel].astype(np.float64)[None]
+        expected = irradiance(refined.sh_map[texel].astype(np.float64), normal) / irradiance(
+            refined.sh_global.astype(np.float64), normal)
+        np.testing.assert_allclose(detail[texel], expected[0], rtol=0.02)  # RGBE keeps ~1 % precision
+    head_tile = cv2.imread(str(result / "light_detail.1002.hdr"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_allclose(head_tile, 1.0)
+
+
 def test_environment_map_integrates_to_the_lighting_irradiance(result):
     """Sum of radiance x cos over the equirectangular pixels (solid-angle weighted) = lighting.json's E(n)."""
-    import cv2
-
     from inference_core.export.camera import OBJ_TO_BLENDER
 
     radiance = cv2.imread(str(result / "environment.hdr"), cv2.IMREAD_UNCHANGED)[..., ::-1].astype(np.float64)
@@ -165,6 +179,7 @@ def test_without_refinement_the_prior_albedo_and_a_constant_map_are_shipped(valu
     with np.load(folder / "illumination.npz") as data:
         assert np.ptp(data["sh_map_1001"].astype(np.float32), axis=(0, 1)).max() == 0
         np.testing.assert_allclose(data["sh_map_1001"][0, 0], data["sh_global"], atol=2e-3)
+    np.testing.assert_allclose(cv2.imread(str(folder / "light_detail.1001.hdr"), cv2.IMREAD_UNCHANGED), 1.0)
 
 
 @pytest.mark.blender

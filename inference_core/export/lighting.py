@@ -182,6 +182,27 @@ def environment_image(sh_world: np.ndarray, toward_camera: np.ndarray,
     return image, report
 
 
+MAX_LIGHT_DETAIL = 4.0
+"""Largest brightening the light-detail map may apply (a texel lit 4x the global light is already rare)."""
+
+
+def light_detail(normals_camera: np.ndarray, covered: np.ndarray, sh_map_camera: np.ndarray,
+                 sh_global_camera: np.ndarray) -> np.ndarray:
+    """(R, R, 3) float32: the detailed illumination's shading over the global light's, per texel and channel.
+
+    What the per-texel SH adds to the global light (the cast shadows, occlusion and local light the
+    refinement moved out of the albedo), as a factor a renderer can multiply the albedo by under the
+    photo's light; 1 where the map adds nothing, off the mesh, or where the global light is too dark.
+    """
+    normals = torch.from_numpy(np.asarray(normals_camera, np.float64).reshape(-1, 3))
+    detailed = sh_module.shading(normals, torch.from_numpy(np.asarray(sh_map_camera, np.float64).reshape(-1, 9, 3)))
+    global_light = sh_module.shading(normals, torch.from_numpy(np.asarray(sh_global_camera, np.float64)))
+    lit = global_light.numpy() > 1e-3 * max(float(global_light.max()), 1e-9)
+    ratio = np.where(lit, detailed.numpy() / np.maximum(global_light.numpy(), 1e-12), 1.0)
+    ratio = np.where(np.asarray(covered).reshape(-1, 1), ratio, 1.0)
+    return np.clip(ratio, 0.0, MAX_LIGHT_DETAIL).reshape(*np.shape(covered), 3).astype(np.float32)
+
+
 def write_illumination(path: Path, sh_map_world: np.ndarray, sh_global_world: np.ndarray) -> None:
     """illumination.npz: `sh_map_1001` (H, W, 9, 3) float16 and `sh_global` (9, 3) float32, world frame.
 

@@ -24,6 +24,7 @@ FILES: dict[str, str | dict[str, str]] = {
     "illumination": "illumination.npz",
     "lighting": "lighting.json",
     "environment": "environment.hdr",
+    "light_detail": {"1001": "light_detail.1001.hdr", "1002": "light_detail.1002.hdr"},
     "camera": "camera.json",
     "unwrapped": "unwrapped.1001.png",
     "visibility": "visibility.1001.png",

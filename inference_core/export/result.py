@@ -97,8 +97,14 @@ def _write_meshes(folder: Path, fit: FaceFit, model: FaceModel) -> None:
               model.expression_basis_cm * CM_TO_M, model.expression_names, fit.expression, albedo_pngs)
 
 
-def _write_lighting(folder: Path, fit: FaceFit, maps: FinalMaps) -> None:
-    """illumination.npz, lighting.json and environment.hdr, all in the world (head.obj) frame."""
+def _write_lighting(folder: Path, fit: FaceFit, uv: UVTexture, maps: FinalMaps) -> None:
+    """illumination.npz, lighting.json and environment.hdr, all in the world (head.obj) frame, and the
+    light-detail tiles (the detailed illumination over the global light, for renderers: 1 on tile 1002)."""
+    face = uv.tiles.index(1001)
+    detail = lighting.light_detail(uv.normals_camera[face], uv.coverage[face], maps.sh_map_camera,
+                                   maps.sh_global_camera)
+    for tile, name in manifest.FILES["light_detail"].items():
+        write_hdr(folder / name, detail if int(tile) == 1001 else np.ones_like(detail))
     rotation = fit.camera.rotation
     sh_global = lighting.sh_to_world(maps.sh_global_camera, rotation)
     if maps.source == "prior":  # constant map: rotate once, then broadcast
@@ -170,7 +176,7 @@ def write_result(out_root: Path | str, stem: str, photo: Photo, landmarks: Landm
     with atomic_folder(target, overwrite=overwrite) as folder:
         _write_maps(folder, uv, prior, maps)
         _write_meshes(folder, fit, model)
-        _write_lighting(folder, fit, maps)
+        _write_lighting(folder, fit, uv, maps)
         _write_json(folder / "camera.json", camera_file.camera_json(original_camera(photo, fit.camera)))
         _write_render(folder, photo, fit, model, maps, refined)
         seconds = {**timings, "export": time.perf_counter() - start}
