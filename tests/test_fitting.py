@@ -205,6 +205,17 @@ def test_a_colour_cast_goes_to_the_albedo_not_the_light(dev_fits, face_model, on
     np.testing.assert_allclose(skin_ratio / skin_ratio[0], cast, rtol=0.1)
 
 
+def test_one_face_under_lamps_from_both_sides_keeps_one_skin_brightness(faces_dir, face_model, one_thread):
+    """Albedo and light trade off in scale; the fit's convention (the best-lit skin) must give one face
+    about one skin albedo whether the lamp stands in front or 50 degrees to either side (Yale B23)."""
+    luminance = np.array([0.2126, 0.7152, 0.0722])
+    levels = []
+    for light in ("+000E+00", "+050E+00", "-050E+00"):
+        photo = load_photo(faces_dir / "lighting" / "yaleB23" / f"yaleB23_P00A{light}.pgm")
+        levels.append(float(fit(photo, detect(photo), face_model).albedo_params[0] @ luminance))
+    assert max(levels) / min(levels) < 1.6, levels
+
+
 def _peak_shading(sh: np.ndarray) -> np.ndarray:
     """(3,) brightest shading per channel over camera-facing normals."""
     from inference_core.texture.prior import peak_shading

@@ -42,6 +42,11 @@ CROP_MARGIN = 1.7
 """Crop side in units of the landmark box's longer side: the whole face with the forehead."""
 CROP_LIFT = 0.12
 """Crop centre above the landmark box centre, in units of its height (the forehead has no landmarks)."""
+BRIGHT_SKIN_QUANTILE = 0.9
+"""Quantile of the skin pixels' luminance that stands for the best-lit skin (above it: highlights)."""
+BRIGHT_SKIN_SHARE = 0.8
+"""The starting skin albedo's luminance as a share of the best-lit skin's (frontal light: about the median)."""
+LUMINANCE = (0.2126, 0.7152, 0.0722)
 MAX_INLIER_CROP_PX = 480
 """Largest side of the crop in which the final robust weights are rendered over the whole face mask."""
 
@@ -268,7 +273,7 @@ class PhotometricTerm:
             cheeks = self.cheeks[skin]
             if int(cheeks.sum()) < 20:
                 cheeks = torch.ones_like(cheeks)
-            skin_colour = observed[cheeks].median(dim=0).values.clamp(0.02, 0.95)
+            skin_colour = _skin_colour(observed, cheeks)
             params.albedo[:] = skin_colour
             # Residuals scale with exposure: the robust scale is relative to the skin's brightness.
             self.sigma = self.settings.robust_scale * float(skin_colour.norm())
@@ -308,6 +313,22 @@ class PhotometricTerm:
             weights = torch.where(rendering.skin, weights, torch.ones_like(weights))
         height, width = face_mask.shape
         return np.clip(crop.to_photo(weights.cpu().numpy(), (width, height), fill=1.0), 0.0, 1.0)
+
+
+def _skin_colour(observed: torch.Tensor, cheeks: torch.Tensor) -> torch.Tensor:
+    """(3,) the starting skin albedo: the cheeks' median colour at the brightness of the best-lit skin.
+
+    The brightness fixes the albedo-light scale. The best-lit skin (a high percentile over all skin
+    pixels) is about as bright wherever a lamp stands, while the cheeks' median darkens as the lamp moves
+    to the side; scaled to BRIGHT_SKIN_SHARE of the former, one face under lamps from many sides gets
+    about one albedo (Yale B), and a frontally lit face about its median skin colour as before.
+    """
+    colour = observed[cheeks].median(dim=0).values.clamp_min(1e-4)
+    luminance = observed @ torch.tensor(LUMINANCE, dtype=observed.dtype, device=observed.device)
+    bright = torch.quantile(luminance, BRIGHT_SKIN_QUANTILE)
+    level = BRIGHT_SKIN_SHARE * bright / (colour @ torch.tensor(LUMINANCE, dtype=colour.dtype,
+                                                                   device=colour.device)).clamp_min(1e-4)
+    return (colour * level).clamp(0.02, 0.95)
 
 
 def _weighted_lstsq(design: torch.Tensor, target: torch.Tensor, root_weights: torch.Tensor,

@@ -35,7 +35,9 @@ def prior_terms(params: FitParameters, settings: FitSettings, albedo_reference: 
     identity: sum of squared coefficients (they are ~N(0, 1)); expression: sum of squared weights
     (neutral unless the landmarks say otherwise); focal: squared log focal ratio over its sigma;
     albedo: squared distance of the region colours from `albedo_reference` (k, 3) (the albedo-lighting
-    scale is ambiguous, so the albedo stays near the first estimate); lighting: energy of the non-ambient
+    scale is ambiguous, so the albedo stays near the first estimate); albedo scale: squared log ratio of
+    the skin's brightness to the first estimate's (the photo cannot tell that scale, so the first
+    estimate's convention holds, see PhotometricTerm.initialise_appearance); lighting: energy of the non-ambient
     SH coefficients relative to the ambient one (no wild lights to explain hair or shadows), plus any
     negative light (a physical environment lights every direction with >= 0); light colour: each colour
     channel's SH apart from the channels' mean, relative to the ambient term (the photo's colour cast
@@ -48,6 +50,8 @@ def prior_terms(params: FitParameters, settings: FitSettings, albedo_reference: 
     }
     if albedo_reference is not None:
         terms["albedo_prior"] = (settings.albedo_prior_weight, (params.albedo - albedo_reference).pow(2).sum())
+        scale = params.albedo[0].mean() / albedo_reference[0].mean().clamp_min(1e-4)
+        terms["albedo_scale_prior"] = (settings.albedo_scale_weight, scale.log().pow(2))
         ambient = params.sh[0].detach().abs().mean().clamp_min(1e-3)
         directional = (params.sh[1:] / ambient).pow(2).sum()
         terms["lighting_prior"] = (settings.lighting_prior_weight, directional + negative_shading(params.sh))

@@ -40,6 +40,9 @@ class FitSettings:
     expression_prior_weight: float = 0.05
     albedo_prior_weight: float = 1.0
     lighting_prior_weight: float = 0.05
+    albedo_scale_weight: float = 100.0
+    """Weight of the pull of the skin's brightness to its starting value. Albedo and light trade off
+    exactly in scale, so the photo cannot pull it; free, it drifted 2x between lights of one Yale face."""
     light_colour_weight: float = 10.0
     """Weight of the pull of the three colour channels' lighting towards their mean (a grey light).
     Skin colour and light colour trade off exactly per channel; left free, the light drifts to strong
