@@ -194,9 +194,9 @@ def light_detail(normals_camera: np.ndarray, covered: np.ndarray, sh_map_camera:
     refinement moved out of the albedo), as a factor a renderer can multiply the albedo by under the
     photo's light; 1 where the map adds nothing, off the mesh, or where the global light is too dark.
     """
-    normals = torch.from_numpy(np.asarray(normals_camera, np.float64).reshape(-1, 3))
-    detailed = sh_module.shading(normals, torch.from_numpy(np.asarray(sh_map_camera, np.float64).reshape(-1, 9, 3)))
-    global_light = sh_module.shading(normals, torch.from_numpy(np.asarray(sh_global_camera, np.float64)))
+    normals = torch.from_numpy(np.asarray(normals_camera, np.float32).reshape(-1, 3))
+    detailed = sh_module.shading(normals, torch.from_numpy(np.asarray(sh_map_camera, np.float32).reshape(-1, 9, 3)))
+    global_light = sh_module.shading(normals, torch.from_numpy(np.asarray(sh_global_camera, np.float32)))
     lit = global_light.numpy() > 1e-3 * max(float(global_light.max()), 1e-9)
     ratio = np.where(lit, detailed.numpy() / np.maximum(global_light.numpy(), 1e-12), 1.0)
     ratio = np.where(np.asarray(covered).reshape(-1, 1), ratio, 1.0)

@@ -101,8 +101,11 @@ def _write_lighting(folder: Path, fit: FaceFit, uv: UVTexture, maps: FinalMaps) 
     """illumination.npz, lighting.json and environment.hdr, all in the world (head.obj) frame, and the
     light-detail tiles (the detailed illumination over the global light, for renderers: 1 on tile 1002)."""
     face = uv.tiles.index(1001)
-    detail = lighting.light_detail(uv.normals_camera[face], uv.coverage[face], maps.sh_map_camera,
-                                   maps.sh_global_camera)
+    if maps.source == "prior":  # a constant map adds nothing to the global light
+        detail = np.ones((*uv.coverage[face].shape, 3), np.float32)
+    else:
+        detail = lighting.light_detail(uv.normals_camera[face], uv.coverage[face], maps.sh_map_camera,
+                                       maps.sh_global_camera)
     for tile, name in manifest.FILES["light_detail"].items():
         write_hdr(folder / name, detail if int(tile) == 1001 else np.ones_like(detail))
     rotation = fit.camera.rotation

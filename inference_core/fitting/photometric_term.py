@@ -122,6 +122,7 @@ class Crop:
 
     @staticmethod
     def of(photo_image: np.ndarray, box: tuple[int, int, int], size: int, device: str) -> "Crop":
+        """The (x0, y0, side) square of the (H, W, 3) photo, area-averaged to size x size pixels."""
         x0, y0, side = box
         inside = _cut(np.ones(photo_image.shape[:2], np.float32), x0, y0, side)
         resize = lambda image: cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)  # noqa: E731
