@@ -15,9 +15,8 @@ import bpy
 import numpy as np
 
 from . import relight
-from .relight import LIGHT_DETAIL_NODE
-from .result import (ALBEDO_PATTERN, HEAD_OBJ, LIGHT_DETAIL_PATTERN, Blendshapes, ObjMesh, ResultError, ResultFolder,
-                     arkit_name, open_result, read_obj, read_shapes, to_blender_axes)
+from .result import (ALBEDO_PATTERN, HEAD_OBJ, LIGHT_DETAIL_PATTERN, Blendshapes, ObjMesh, ResultError,
+                     ResultFolder, arkit_name, open_result, read_obj, read_shapes, to_blender_axes)
 
 IMPORT_ERRORS = (ResultError, RuntimeError, OSError, ValueError, KeyError, IndexError, TypeError)
 """What a damaged result folder can raise during import; callers turn these into one report line."""
@@ -100,7 +99,7 @@ def skin_material(name: str, albedo: bpy.types.Image, light_detail: bpy.types.Im
     """Principled BSDF skin: UDIM albedo as Base Color, roughness 0.5, F0 ~2.8 %, light subsurface.
 
     With `light_detail`, the Base Color is the albedo times the photo's light detail (the shadows and
-    occlusion the refinement took out of the albedo) through a multiply node named LIGHT_DETAIL_NODE,
+    occlusion the refinement took out of the albedo) through a multiply node named relight.LIGHT_DETAIL_NODE,
     whose factor the relight presets set: 1 under the photo's light, 0 under any other.
     """
     material = bpy.data.materials.new(name)
@@ -115,7 +114,7 @@ def skin_material(name: str, albedo: bpy.types.Image, light_detail: bpy.types.Im
         detail.image = light_detail
         detail.location = (bsdf.location.x - 600, bsdf.location.y - 300)
         multiply = nodes.new("ShaderNodeMix")
-        multiply.name = multiply.label = LIGHT_DETAIL_NODE
+        multiply.name = multiply.label = relight.LIGHT_DETAIL_NODE
         multiply.data_type, multiply.blend_type, multiply.clamp_result = "RGBA", "MULTIPLY", False
         multiply.location = (bsdf.location.x - 250, bsdf.location.y)
         multiply.inputs["Factor"].default_value = 1.0

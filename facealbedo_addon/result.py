@@ -85,11 +85,6 @@ class ResultFolder:
     def albedo_tiles(self) -> list[Path]:
         return self.tiles(ALBEDO_PATTERN)
 
-    @property
-    def light_detail_tiles(self) -> list[Path]:
-        """The detailed illumination over the global light, per UDIM tile (empty for older results)."""
-        return self.tiles(LIGHT_DETAIL_PATTERN)
-
     def tiles(self, pattern: str) -> list[Path]:
         """The files of a UDIM pattern such as ALBEDO_PATTERN, in tile order."""
         return sorted(self.folder.glob(pattern.format(tile="[0-9][0-9][0-9][0-9]")))

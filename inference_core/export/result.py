@@ -97,17 +97,21 @@ def _write_meshes(folder: Path, fit: FaceFit, model: FaceModel) -> None:
               model.expression_basis_cm * CM_TO_M, model.expression_names, fit.expression, albedo_pngs)
 
 
-def _write_lighting(folder: Path, fit: FaceFit, uv: UVTexture, maps: FinalMaps) -> None:
-    """illumination.npz, lighting.json and environment.hdr, all in the world (head.obj) frame, and the
-    light-detail tiles (the detailed illumination over the global light, for renderers: 1 on tile 1002)."""
+def _write_light_detail(folder: Path, uv: UVTexture, maps: FinalMaps) -> None:
+    """light_detail.<UDIM>.hdr: the detailed illumination over the global light, for renderers (1 on tile
+    1002, and everywhere when a constant map is shipped)."""
     face = uv.tiles.index(1001)
-    if maps.source == "prior":  # a constant map adds nothing to the global light
+    if maps.source == "prior":
         detail = np.ones((*uv.coverage[face].shape, 3), np.float32)
     else:
         detail = lighting.light_detail(uv.normals_camera[face], uv.coverage[face], maps.sh_map_camera,
                                        maps.sh_global_camera)
     for tile, name in manifest.FILES["light_detail"].items():
         write_hdr(folder / name, detail if int(tile) == 1001 else np.ones_like(detail))
+
+
+def _write_lighting(folder: Path, fit: FaceFit, maps: FinalMaps) -> None:
+    """illumination.npz, lighting.json and environment.hdr, all in the world (head.obj) frame."""
     rotation = fit.camera.rotation
     sh_global = lighting.sh_to_world(maps.sh_global_camera, rotation)
     if maps.source == "prior":  # constant map: rotate once, then broadcast
@@ -179,7 +183,8 @@ def write_result(out_root: Path | str, stem: str, photo: Photo, landmarks: Landm
     with atomic_folder(target, overwrite=overwrite) as folder:
         _write_maps(folder, uv, prior, maps)
         _write_meshes(folder, fit, model)
-        _write_lighting(folder, fit, uv, maps)
+        _write_lighting(folder, fit, maps)
+        _write_light_detail(folder, uv, maps)
         _write_json(folder / "camera.json", camera_file.camera_json(original_camera(photo, fit.camera)))
         _write_render(folder, photo, fit, model, maps, refined)
         seconds = {**timings, "export": time.perf_counter() - start}
