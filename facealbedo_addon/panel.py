@@ -7,7 +7,7 @@ from pathlib import Path
 import bpy
 import bpy.utils.previews
 
-from . import operators, properties
+from . import operators, properties, relight
 from .result import MANIFEST, summary_lines
 
 _thumbnails = None
@@ -64,8 +64,11 @@ class FACEALBEDO_PT_face(bpy.types.Panel):
         if job.error:
             layout.label(text=job.error, icon="ERROR")
         layout.operator(operators.FACEALBEDO_OT_import_result.bl_idname, icon="IMPORT")
-        if properties.active_face(context) is not None:
+        face = properties.active_face(context)
+        if face is not None:
             layout.prop(settings, "relight")
+            for socket in relight.light_detail_factors(face)[:1]:  # the skin material's, under any light
+                layout.prop(socket, "default_value", text="Photo shadows", slider=True)
         figures = result_figures(settings.last_result)
         if figures:
             box = layout.box()

@@ -161,13 +161,18 @@ def apply_preset(scene: bpy.types.Scene, collection: bpy.types.Collection, prese
     collection["facealbedo_preset"] = preset
 
 
-def set_light_detail(collection: bpy.types.Collection, factor: float) -> None:
-    """Set the factor of the light-detail node in the skin materials of the face of `collection`."""
+def light_detail_factors(collection: bpy.types.Collection) -> list[bpy.types.NodeSocket]:
+    """The Factor inputs of the light-detail nodes of the face of `collection` (empty for older results)."""
     head = _head_of(collection)
-    for material in ([] if head is None else head.data.materials):
-        node = material.node_tree.nodes.get(LIGHT_DETAIL_NODE) if material and material.node_tree else None
-        if node is not None:
-            node.inputs["Factor"].default_value = factor
+    nodes = [material.node_tree.nodes.get(LIGHT_DETAIL_NODE) for material in
+             ([] if head is None else head.data.materials) if material and material.node_tree]
+    return [node.inputs["Factor"] for node in nodes if node is not None]
+
+
+def set_light_detail(collection: bpy.types.Collection, factor: float) -> None:
+    """Set how much of the photo's light detail the skin of the face of `collection` shows (0 to 1)."""
+    for socket in light_detail_factors(collection):
+        socket.default_value = factor
 
 
 def face_collections(scene: bpy.types.Scene) -> list[bpy.types.Collection]:

@@ -384,5 +384,9 @@ def test_relight_presets_change_the_render_in_cycles_and_eevee(imported_real, tm
     scene.render.resolution_x, scene.render.resolution_y = width, height
     relight.apply_preset(scene, face.collection, relight.PHOTO)
     assert detail_factor.default_value == 1.0
+    calls = []  # the panel offers the factor as a slider
+    _submodule("panel").FACEALBEDO_PT_face.draw(type("Panel", (), {"layout": RecordingLayout(calls)})(), bpy.context)
+    sliders = [args[0] for name, args, kwargs in calls if name == "prop" and kwargs.get("text") == "Photo shadows"]
+    assert sliders and sliders[0] == detail_factor
     assert not [o for o in face.collection.all_objects if o.type == "LIGHT"]
     assert scene.world.name == face.collection["facealbedo_world"]
