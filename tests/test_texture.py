@@ -140,6 +140,30 @@ def test_delit_skin_is_kept_when_a_channel_is_nearly_black_and_hair_is_not():
     assert confidence[hair].max() < 0.01
 
 
+def test_completion_keeps_the_photo_exactly_deep_inside_the_seen_region():
+    """The multiband blend may shift colours near a hole's edge, never deep inside the seen skin."""
+    from inference_core.render.sh import AMBIENT_WHITE
+    from inference_core.texture.completion import complete
+    from inference_core.values import UVTexture
+
+    size = 64
+    rows, columns = np.mgrid[0:size, 0:size] / size
+    skin = (0.5 + 0.1 * np.sin(9 * rows)[..., None] * np.cos(7 * columns)[..., None]) * np.array([1.0, 0.7, 0.55])
+    colour = skin[None].astype(np.float32)
+    visibility = np.ones((1, size, size), np.float32)
+    visibility[0, :, :16] = 0.0  # unseen: filled from the mirror and the prior
+    normals = np.broadcast_to(np.array([0.0, 0.0, -1.0], np.float32), (1, size, size, 3)).copy()
+    light = np.zeros((9, 3), np.float32)
+    light[0] = AMBIENT_WHITE
+    uv = UVTexture(colour=colour * visibility[..., None], visibility=visibility, normals_camera=normals,
+                   coverage=np.ones((1, size, size), bool), tiles=(1001,))
+    parametric = np.broadcast_to(0.75 * colour.mean(axis=(1, 2), keepdims=True), colour.shape).copy()  # darker
+    completed, source = complete(uv, parametric, light)
+    interior = (slice(8, 56), slice(26, 56))
+    np.testing.assert_allclose(completed[0][interior], colour[0][interior], atol=1e-6)
+    assert (source[0][:, 16:] == SOURCE_SEEN).all()
+
+
 def test_visibility_is_zero_where_hidden(turned_scene, face_model):
     fit, _, uv = turned_scene
     assert np.all((uv.visibility >= 0) & (uv.visibility <= 1)) and np.all(uv.visibility[~uv.coverage] == 0)
@@ -202,7 +226,7 @@ def test_prior_light_keeps_its_colour_on_a_deep_orange_face(face_model):
     prior = prior_albedo(uv, fit, face_model, PriorSettings(use_learned_basis=False))
     normals = torch.from_numpy(uv.normals_camera[uv.visibility > 0.5].astype(np.float64))
     fitted, true = (shading(normals, torch.from_numpy(sh.astype(np.float64))).numpy() for sh in (prior.sh_camera, light))
-    tint, true_tint = (light / light.mean(-1, keepdims=True) for light in (fitted, true))
+    tint, true_tint = (values / values.mean(-1, keepdims=True) for values in (fitted, true))
     assert np.percentile(np.abs(tint - true_tint), 95) < 0.01
 
 
