@@ -36,6 +36,8 @@ MIN_PHOTO_SIDE = 32
 """Photos with a shorter side than this (pixels) cannot hold a usable face and are refused."""
 NEUTRAL_GREY_LINEAR = 0.2140411
 """Background for transparent pixels: sRGB 0.5 (8-bit 128) in linear light."""
+LUMINANCE = (0.2126, 0.7152, 0.0722)
+"""Rec. 709 weights of linear R, G, B in luminance: the one definition of brightness the stages share."""
 SUPPORTED_FORMATS = "JPEG, PNG, WebP, TIFF, BMP, PGM/PPM or GIF"
 
 ArrayLike = TypeVar("ArrayLike")  # numpy array or torch tensor

@@ -21,7 +21,7 @@ from inference_core.fitting import FitSettings, fit
 from inference_core.fitting.head_pose import aflw_pose_angles, pose_error_deg
 from inference_core.fitting.rendering import landmark_vertices_px
 from inference_core.landmarks import detect
-from inference_core.photo import load_photo
+from inference_core.photo import LUMINANCE, load_photo
 from inference_core.values import Landmarks, Photo
 
 TURNED_FACES = ("dlib/2008_002079.jpg", "dlib/2007_007763.jpg")
@@ -208,7 +208,7 @@ def test_a_colour_cast_goes_to_the_albedo_not_the_light(dev_fits, face_model, on
 def test_one_face_under_lamps_from_both_sides_keeps_one_skin_brightness(faces_dir, face_model, one_thread):
     """Albedo and light trade off in scale; the fit's convention (the best-lit skin) must give one face
     about one skin albedo whether the lamp stands in front or 50 degrees to either side (Yale B23)."""
-    luminance = np.array([0.2126, 0.7152, 0.0722])
+    luminance = np.array(LUMINANCE)
     levels = []
     for light in ("+000E+00", "+050E+00", "-050E+00"):
         photo = load_photo(faces_dir / "lighting" / "yaleB23" / f"yaleB23_P00A{light}.pgm")

@@ -74,7 +74,7 @@ def test_a_shadow_kept_out_of_the_albedo_still_shapes_the_illumination(face):
         normal, torch.from_numpy(result.sh_global))
     np.testing.assert_allclose(darkening.numpy(), 1 - 0.45, atol=0.1)
     filled = core & face.seen
-    assert albedo_error(result.albedo[0], face, filled) < 0.5 * albedo_error(face.prior.completed[0], face, filled)
+    assert np.abs(result.albedo[0] - mirror_fill)[filled].mean() < 0.03  # the shadow stayed out of the albedo
 
 
 def test_hair_kept_out_of_the_albedo_does_not_tint_the_illumination(face):

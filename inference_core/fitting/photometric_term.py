@@ -19,6 +19,7 @@ from inference_core.facemodel.regions import albedo_regions
 from inference_core.fitting.parameters import FitParameters, MorphableSubset, View
 from inference_core.fitting.priors import make_shading_nonnegative_
 from inference_core.fitting.settings import FitSettings
+from inference_core.photo import LUMINANCE
 from inference_core.render.interpolate import barycentrics, interpolate
 from inference_core.render.rasterize import Fragments, rasterize
 from inference_core.render.sh import lambert_factors, sh_basis, shading
@@ -46,7 +47,6 @@ BRIGHT_SKIN_QUANTILE = 0.9
 """Quantile of the skin pixels' luminance that stands for the best-lit skin (above it: highlights)."""
 BRIGHT_SKIN_SHARE = 0.8
 """The starting skin albedo's luminance as a share of the best-lit skin's (frontal light: about the median)."""
-LUMINANCE = (0.2126, 0.7152, 0.0722)
 MAX_INLIER_CROP_PX = 480
 """Largest side of the crop in which the final robust weights are rendered over the whole face mask."""
 
@@ -324,11 +324,10 @@ def _skin_colour(observed: torch.Tensor, cheeks: torch.Tensor) -> torch.Tensor:
     to the side; scaled to BRIGHT_SKIN_SHARE of the former, one face under lamps from many sides gets
     about one albedo (Yale B), and a frontally lit face about its median skin colour as before.
     """
+    weights = torch.tensor(LUMINANCE, dtype=observed.dtype, device=observed.device)
     colour = observed[cheeks].median(dim=0).values.clamp_min(1e-4)
-    luminance = observed @ torch.tensor(LUMINANCE, dtype=observed.dtype, device=observed.device)
-    bright = torch.quantile(luminance, BRIGHT_SKIN_QUANTILE)
-    level = BRIGHT_SKIN_SHARE * bright / (colour @ torch.tensor(LUMINANCE, dtype=colour.dtype,
-                                                                   device=colour.device)).clamp_min(1e-4)
+    bright = torch.quantile(observed @ weights, BRIGHT_SKIN_QUANTILE)
+    level = BRIGHT_SKIN_SHARE * bright / (colour @ weights).clamp_min(1e-4)
     return (colour * level).clamp(0.02, 0.95)
 
 

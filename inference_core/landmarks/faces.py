@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from inference_core.photo import linear_to_srgb
+from inference_core.photo import LUMINANCE, linear_to_srgb
 from inference_core.values import Photo
 
 DETECTION_LONG_SIDE = 1024
@@ -82,7 +82,7 @@ def local_contrast(grey: np.ndarray) -> np.ndarray:
 
 def srgb_grey(image_linear: np.ndarray) -> np.ndarray:
     """(H, W) uint8: Rec. 709 luminance of a linear-RGB image, sRGB-encoded (what detectors are trained on)."""
-    luminance = image_linear @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    luminance = image_linear @ np.array(LUMINANCE, np.float32)
     return (linear_to_srgb(luminance) * 255.0 + 0.5).astype(np.uint8)
 
 

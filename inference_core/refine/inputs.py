@@ -56,6 +56,18 @@ class RefineInputs:
         """(B, R, R) weight of a texel and its mirror agreeing: both on the mesh, either of them seen."""
         return self.coverage * self.coverage.flip(2) * torch.maximum(self.visibility, self.visibility.flip(2))
 
+    @cached_property
+    def albedo_share(self) -> torch.Tensor:
+        """(B, R, R, 1) share of each texel's photometric weight that the albedo may learn from:
+        `visibility` over `light_visibility` (0 where the prior stage kept the texel out of the albedo)."""
+        return (self.visibility / self.light_visibility.clamp_min(1e-6)).clamp(0, 1)[..., None]
+
+    @cached_property
+    def global_light_colour(self) -> torch.Tensor:
+        """(B, 3) colour of the global light: its band-0 coefficients over their mean."""
+        ambient = self.sh_global[:, 0, :].abs().clamp_min(1e-6)
+        return ambient / ambient.mean(-1, keepdim=True)
+
     def global_shading(self) -> torch.Tensor:
         """(B, R, R, 3) shading E/pi of the global SH alone."""
         return torch.einsum("bhwk,bkc->bhwc", self.shading_basis, self.sh_global)

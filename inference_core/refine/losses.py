@@ -13,11 +13,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from inference_core.photo import LUMINANCE
 from inference_core.refine.illumination import texel_shading
 from inference_core.refine.inputs import RefineInputs
 from inference_core.refine.settings import LossWeights
 
-LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709 luminance of linear RGB
 LOG_EPS = 1e-3  # keeps logarithms of dark albedo finite
 MAX_LOG_RATIO = 2.0  # the refined albedo stays within e^-2 .. e^2 of the prior's
 
@@ -46,21 +46,19 @@ def photometric(inputs: RefineInputs, albedo: torch.Tensor, shading: torch.Tenso
     of `light_visibility`): texels the prior stage kept out of the albedo (cast shadows, hair) shape the
     illumination alone.
     """
-    albedo_share = (inputs.visibility / inputs.light_visibility.clamp_min(1e-6)).clamp(0, 1)[..., None]
-    albedo = albedo_share * albedo + (1 - albedo_share) * albedo.detach()  # same values, scaled gradient
+    share = inputs.albedo_share
+    albedo = share * albedo + (1 - share) * albedo.detach()  # same values, scaled gradient
     return weighted_mean(charbonnier(inputs.colour - albedo * shading), inputs.light_visibility)
 
 
-def illumination_colour(grid: torch.Tensor, sh_global: torch.Tensor) -> torch.Tensor:
-    """Robust (L1-like) tint of the residual grid (B, g, g, 9, 3) against the global light's colour.
+def illumination_colour(grid: torch.Tensor, light_colour: torch.Tensor) -> torch.Tensor:
+    """Robust (L1-like) tint of the residual grid (B, g, g, 9, 3) against the global light's colour (B, 3).
 
     A residual in the global light's own colour (each channel in proportion to its band-0 coefficient)
     dims or brightens the light; any other mixture tints it. L1-like, so that small tints cost as much as
     the photometric error they would remove.
     """
-    ambient = sh_global[:, 0, :].abs().clamp_min(1e-6)  # (B, 3)
-    colour = (ambient / ambient.mean(-1, keepdim=True))[:, None, None, None, :]
-    in_light_colour = grid / colour
+    in_light_colour = grid / light_colour[:, None, None, None, :]
     return charbonnier(in_light_colour - in_light_colour.mean(-1, keepdim=True), 0.01).mean()
 
 
@@ -95,7 +93,7 @@ def masked_pool(values: torch.Tensor, weight: torch.Tensor, cells: int) -> tuple
 
 
 def luminance(rgb: torch.Tensor) -> torch.Tensor:
-    return rgb @ torch.tensor(LUMA, dtype=rgb.dtype, device=rgb.device)
+    return rgb @ torch.tensor(LUMINANCE, dtype=rgb.dtype, device=rgb.device)
 
 
 def albedo_low_frequency(albedo: torch.Tensor, parametric: torch.Tensor, coverage: torch.Tensor,
@@ -148,7 +146,7 @@ def refinement_loss(inputs: RefineInputs, log_ratio: torch.Tensor, grid: torch.T
         "photometric": photometric(inputs, albedo, texel_shading(inputs.shading_basis, inputs.sh_global, grid)),
         "illumination_smoothness": illumination_smoothness(grid),
         "illumination_residual": illumination_residual(grid),
-        "illumination_colour": illumination_colour(grid, inputs.sh_global),
+        "illumination_colour": illumination_colour(grid, inputs.global_light_colour),
         "albedo_chromaticity": albedo_chromaticity(albedo, inputs.completed, inputs.coverage),
         "albedo_low_frequency": albedo_low_frequency(albedo, inputs.parametric, inputs.coverage,
                                                      low_frequency_cells),
